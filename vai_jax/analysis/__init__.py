@@ -1,0 +1,1 @@
+"""vai_jax.analysis."""

@@ -1,0 +1,43 @@
+"""The one explicit table of model constructors. Each family module defines ``MODELS``: a dict
+from public name to a constructor (usually a ``functools.partial`` of the family's module)."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+# Family modules, each contributing its ``MODELS`` dict. Add a family by adding its module here.
+_FAMILIES = ()
+
+
+def _table():
+    table = {}
+    for family in _FAMILIES:
+        for name, ctor in family.MODELS.items():
+            if name in table:
+                raise RuntimeError(f"model name {name!r} is defined twice")
+            table[name] = ctor
+    return table
+
+
+def list_models() -> list[str]:
+    """All names accepted by :func:`create_model`, sorted."""
+    return sorted(_table())
+
+
+def create_model(name: str, *, num_classes: int = 1000, dtype=jnp.float32, **overrides):
+    """Build the backbone ``name`` as a Flax Linen module.
+
+    Args:
+      name: one of :func:`list_models`.
+      num_classes: classifier width; 0 builds no classifier (``logits`` is ``None``).
+      dtype: computation dtype (parameters stay float32 unless ``param_dtype`` is overridden).
+      **overrides: any other field of the family's module (e.g. ``width_multiplier``).
+
+    Returns:
+      A module with ``apply(variables, x, train=...) -> (logits, features)`` and ``feature_info``.
+    """
+    table = _table()
+    if name not in table:
+        raise ValueError(f"unknown model name {name!r}; choose one of: {', '.join(sorted(table))}")
+    if not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"num_classes must be an int >= 0; got {num_classes!r}")
+    return table[name](num_classes=num_classes, dtype=dtype, **overrides)
