@@ -1,0 +1,74 @@
+"""Convolution + BatchNorm + activation, the block every backbone family is built from."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vai_jax.backbones.base import batch_norm
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def same_padding(kernel_size, dilation=1) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Symmetric padding ``d·(k − 1) // 2`` per side, PyTorch's ``padding=k // 2`` convention.
+
+    Unlike ``'SAME'`` (which pads asymmetrically for even strides), this keeps the centre of
+    output (i, j) at input ``(s·i, s·j)`` in the pixel-centre frame, as torchvision's nets do.
+    """
+    kh, kw = _pair(kernel_size)
+    dh, dw = _pair(dilation)
+    ph, pw = dh * (kh - 1) // 2, dw * (kw - 1) // 2
+    return ((ph, ph), (pw, pw))
+
+
+class ConvBNAct(nn.Module):
+    """``act(BN(conv(x)))`` on NHWC input.
+
+    Attributes:
+      features: output channels.
+      kernel_size: int or (kh, kw).
+      strides: int or (sh, sw).
+      padding: None for symmetric ``same_padding`` (PyTorch convention), else any Flax padding.
+      dilation: int or (dh, dw) (atrous convolution).
+      groups: feature groups (``groups == in_channels`` is depthwise).
+      use_bias: conv bias; defaults to ``not norm`` (a bias before BN is redundant).
+      norm: apply BatchNorm.
+      act: activation, or None for none.
+      bn_axis_name: ``pmap`` axis to synchronise BatchNorm statistics over.
+      bn_scale_init: init of the BN scale (``nn.initializers.zeros`` for zero-init residuals).
+    Input ``[..., H, W, C_in]`` → output ``[..., H', W', features]``.
+    """
+
+    features: int
+    kernel_size: int | Sequence[int] = 3
+    strides: int | Sequence[int] = 1
+    padding: object = None
+    dilation: int | Sequence[int] = 1
+    groups: int = 1
+    use_bias: bool | None = None
+    norm: bool = True
+    act: Callable | None = nn.relu
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    bn_axis_name: str | None = None
+    bn_scale_init: Callable = nn.initializers.ones
+    kernel_init: Callable = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        padding = same_padding(self.kernel_size, self.dilation) if self.padding is None else self.padding
+        use_bias = (not self.norm) if self.use_bias is None else self.use_bias
+        x = nn.Conv(self.features, _pair(self.kernel_size), strides=_pair(self.strides),
+                    padding=padding, kernel_dilation=_pair(self.dilation),
+                    feature_group_count=self.groups, use_bias=use_bias, dtype=self.dtype,
+                    param_dtype=self.param_dtype, kernel_init=self.kernel_init, name="conv")(x)
+        if self.norm:
+            x = batch_norm(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
+                           axis_name=self.bn_axis_name, scale_init=self.bn_scale_init)(name="bn")(x)
+        if self.act is not None:
+            x = self.act(x)
+        return x
