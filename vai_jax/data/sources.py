@@ -1,0 +1,220 @@
+"""Named tfds data sets as random-access sources of records in the project's convention.
+
+``tfds.data_source`` reads prepared ``array_record`` files and decodes images with PIL/OpenCV
+— TensorFlow is NOT needed to read. Preparing a data set (``tfds build NAME
+--file_format=array_record`` or ``download=True``) runs the builder's encoders, which for most
+image data sets need TensorFlow; prepare once on a machine with ``tensorflow-cpu`` (the
+``[tf]`` extra) or copy the prepared ``~/tensorflow_datasets`` folder.
+
+Every record is mapped by a normaliser to the record convention (see
+:mod:`vai_jax.data.pipeline`): ``image`` uint8 ``[H, W, 3]`` (grey tiled to three channels,
+alpha dropped); ``label`` int32 ``[]``; ``boxes`` float32 ``[M, 4]`` as ``[x1, y1, x2, y2]``
+pixels in the continuous frame of :mod:`vai_jax.ops.coords` (tfds stores boxes as normalised
+``[ymin, xmin, ymax, xmax]``: ``x1 = xmin·W``, ``y1 = ymin·H``, ...); ``classes`` int32 ``[M]``
+(tfds label ids, already contiguous); ``valid`` bool ``[M]``; ``difficult``/``crowd`` bool ``[M]``.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+Record = dict
+Normaliser = Callable[[Mapping[str, Any]], Record]
+
+
+def to_rgb_uint8(image: Any, name: str = "image") -> np.ndarray:
+    """``[H, W]``, ``[H, W, 1]``, ``[H, W, 3]`` or ``[H, W, 4]`` uint8 -> uint8 ``[H, W, 3]``.
+
+    Grey is tiled to three channels, alpha is dropped. Raises TypeError for a non-uint8 dtype
+    and ValueError for another shape, naming ``name``.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise TypeError(f"{name} must be uint8 [H, W, 3]; got dtype {image.dtype}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{name} must have shape [H, W, 1|3|4]; got {image.shape}")
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    elif image.shape[-1] == 4:
+        image = image[..., :3]
+    return np.ascontiguousarray(image)
+
+
+def tfds_boxes_to_xyxy(bbox: Any, height: int, width: int) -> np.ndarray:
+    """tfds ``BBoxFeature`` boxes ``[M, 4]`` normalised ``[ymin, xmin, ymax, xmax]`` ->
+    float32 ``[M, 4]`` pixels ``[x1, y1, x2, y2]`` (``x = xnorm·width``, ``y = ynorm·height``).
+
+    An empty object list (tfds returns ``[]``) gives shape ``[0, 4]``.
+    """
+    b = np.asarray(bbox, dtype=np.float64).reshape(-1, 4)
+    if b.size and not np.all(np.isfinite(b)):
+        raise ValueError("bbox must be finite; got NaN/inf")
+    out = np.stack([b[:, 1] * width, b[:, 0] * height, b[:, 3] * width, b[:, 2] * height], axis=-1)
+    return out.astype(np.float32)
+
+
+def normalise_classification(record: Mapping[str, Any]) -> Record:
+    """tfds image-classification record (``image``, ``label``) -> ``{"image": uint8 [H, W, 3],
+    "label": int32 []}``. Other fields (ids, file names, coarse labels) are dropped."""
+    return {
+        "image": to_rgb_uint8(record["image"]),
+        "label": np.asarray(record["label"], dtype=np.int32).reshape(()),
+    }
+
+
+_OBJECT_FLAGS = {"is_difficult": "difficult", "is_crowd": "crowd"}
+
+
+def normalise_detection(record: Mapping[str, Any]) -> Record:
+    """tfds detection record (``image``, ``objects: {bbox, label, [is_difficult], [is_crowd]}``,
+    as in ``voc`` and ``coco``) -> ``image`` uint8 ``[H, W, 3]``, ``boxes`` float32 ``[M, 4]``
+    pixels ``[x1, y1, x2, y2]``, ``classes`` int32 ``[M]``, ``valid`` bool ``[M]`` (box has
+    positive area), ``difficult``/``crowd`` bool ``[M]`` when present, ``image_id`` int32 ``[]``
+    when the record has ``image/id``.
+
+    Raises:
+      ValueError: the object fields disagree on the object count ``M``.
+    """
+    image = to_rgb_uint8(record["image"])
+    h, w = image.shape[:2]
+    objects = record["objects"]
+    boxes = tfds_boxes_to_xyxy(objects["bbox"], h, w)
+    classes = np.asarray(objects["label"], dtype=np.int32).reshape(-1)
+    out = {"image": image, "boxes": boxes, "classes": classes}
+    for src, dst in _OBJECT_FLAGS.items():
+        if src in objects:
+            out[dst] = np.asarray(objects[src], dtype=bool).reshape(-1)
+    counts = {k: v.shape[0] for k, v in out.items() if k != "image"}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"objects fields must have one length M each; got lengths {counts}")
+    out["valid"] = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if "image/id" in record:
+        out["image_id"] = np.asarray(record["image/id"], dtype=np.int32).reshape(())
+    return out
+
+
+# The one explicit table of supported tfds data sets (base name, before "/config" and ":version").
+NORMALISERS: dict[str, Normaliser] = {
+    "cifar10": normalise_classification,
+    "cifar100": normalise_classification,
+    "mnist": normalise_classification,
+    "fashion_mnist": normalise_classification,
+    "imagenet2012": normalise_classification,
+    "imagenet2012_subset": normalise_classification,
+    "imagenet_v2": normalise_classification,
+    "imagenette": normalise_classification,
+    "food101": normalise_classification,
+    "oxford_flowers102": normalise_classification,
+    "voc": normalise_detection,
+    "coco": normalise_detection,
+}
+
+
+def base_name(name: str) -> str:
+    """``"voc/2012:5.0.0"`` -> ``"voc"``."""
+    return name.split(":")[0].split("/")[0].strip()
+
+
+class NormalisedSource:
+    """Random-access source applying a normaliser to every record of a wrapped source.
+
+    ``len(source)`` and ``source[i]`` (normalised record); picklable when the wrapped source
+    and the normaliser are (tfds data sources are), so grain workers can use it.
+    """
+
+    def __init__(self, source, normaliser: Normaliser, *, name: str = "", split: str = ""):
+        self._source = source
+        self._normaliser = normaliser
+        self.name = name
+        self.split = split
+
+    @property
+    def raw(self):
+        """The wrapped (un-normalised) source, e.g. the ``tfds`` data source."""
+        return self._source
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Label names from the tfds ``DatasetInfo`` (``label`` or ``objects/label``), or None."""
+        info = getattr(self._source, "dataset_info", None)
+        if info is None:
+            return None
+        features = info.features
+        try:
+            if "label" in features:
+                return list(features["label"].names)
+            if "objects" in features:
+                return list(features["objects"]["label"].names)
+        except (AttributeError, KeyError, TypeError):
+            return None
+        return None
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> Record:
+        return self._normaliser(self._source[index])
+
+    def __repr__(self) -> str:
+        return f"NormalisedSource(name={self.name!r}, split={self.split!r}, len={len(self)})"
+
+
+def load_source(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | None = None,
+    download: bool = False,
+    normaliser: Normaliser | None = None,
+) -> NormalisedSource:
+    """A named tfds data set as a random-access source of normalised records.
+
+    Args:
+      name: tfds name, optionally with config and version (``"cifar10"``, ``"voc/2012"``,
+        ``"imagenet2012:5.1.0"``). Supported out of the box: the keys of ``NORMALISERS``.
+      split: tfds split string (``"train"``, ``"validation[:10%]"``).
+      data_dir: tfds data folder (default ``~/tensorflow_datasets`` / ``$TFDS_DATA_DIR``).
+      download: let tfds download and prepare the data when absent (needs TensorFlow for most
+        image builders; see the module docstring).
+      normaliser: ``record -> record`` overriding the table entry (needed for tfds data sets
+        not in ``NORMALISERS``).
+
+    Returns:
+      :class:`NormalisedSource` (``len``, ``[i]`` -> record in the project convention).
+
+    Raises:
+      ValueError: unknown data set name (with near matches from ``tfds.list_builders()``), or a
+        known tfds data set with no normaliser. FileNotFoundError: the data set is not prepared
+        in ``array_record`` format under ``data_dir``.
+    """
+    import tensorflow_datasets as tfds
+
+    if not isinstance(name, str) or not base_name(name):
+        raise ValueError(f"name must be a non-empty tfds data set name; got {name!r}")
+    base = base_name(name)
+    builders = tfds.list_builders(with_community_datasets=False)
+    if base not in builders:
+        near = difflib.get_close_matches(base, list(builders) + list(NORMALISERS), n=5)
+        hint = f"; did you mean {near}?" if near else ""
+        raise ValueError(f"unknown data set name {name!r}: not a tfds builder{hint}")
+    if normaliser is None:
+        if base not in NORMALISERS:
+            raise ValueError(
+                f"data set {name!r} has no normaliser to the record convention; supported: "
+                f"{sorted(NORMALISERS)}. Pass normaliser=(record -> record) to use it anyway."
+            )
+        normaliser = NORMALISERS[base]
+    try:
+        source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
+    except (NotImplementedError, AssertionError, FileNotFoundError) as e:
+        where = data_dir or "the default tfds data_dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
+        raise FileNotFoundError(
+            f"data set {name!r} (split {split!r}) is not prepared in array_record format under "
+            f"{where}. Prepare it with `tfds build {name} --file_format=array_record` (needs "
+            f"TensorFlow) or pass download=True. tfds said: {e}"
+        ) from e
+    return NormalisedSource(source, normaliser, name=name, split=split)
