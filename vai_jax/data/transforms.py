@@ -1,0 +1,530 @@
+"""Joint NumPy transforms of one record: image, boxes, keypoints and masks move together.
+
+Runs per record inside grain workers (NumPy only, no JAX). Every geometric transform is a
+3×3 homogeneous affine matrix ``A`` acting on ``(x, y, 1)`` in the continuous pixel frame of
+:mod:`vai_jax.ops.coords` (pixel (row i, col j) covers ``[j, j+1) × [i, i+1)``, centre
+``(j + 0.5, i + 0.5)``), mapping INPUT coordinates to OUTPUT coordinates. One mapping serves
+everything:
+
+- image: output pixel centre ``p`` takes the bilinear sample of the input at ``A⁻¹ p``
+  (sample points outside the input blend with ``fill``);
+- masks ``[M, H, W]``: nearest — the input pixel containing ``A⁻¹ p`` (outside -> 0);
+- keypoints ``[M, K, 3]``: ``(x, y) -> A (x, y)``; visibility set to 0 when the point leaves
+  ``[0, W_out) × [0, H_out)``; when ``A`` mirrors (``det < 0``) the ``flip_pairs`` swap, so a
+  left wrist stays labelled left;
+- boxes ``[M, 4]``: the four corners are mapped and the enclosing box clipped to the output;
+  when ``A`` is not axis-aligned (a rotation that is not a multiple of 90°, or a shear) and
+  ``masks`` are present, the box is the enclosing box of the transformed mask instead (tight).
+  Boxes that become empty (or whose mask becomes empty) get ``valid = False`` and are zeroed.
+
+Record keys are those of :mod:`vai_jax.data.pipeline` (``image`` uint8 ``[H, W, 3]``,
+``boxes``, ``classes``, ``valid``, ``masks``, ``keypoints``, ``areas``); other keys pass through.
+Sizes are ``(height, width)``. Transforms are picklable callables ``(record, rng) -> record``
+with ``rng`` a ``np.random.Generator`` (what :func:`vai_jax.data.pipeline.make_loader` passes).
+Resizing is plain bilinear sampling (no anti-aliasing): shrinking by more than ~2× aliases.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+Record = dict
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ----------------------------------------------------------------------------------------------
+# Affine matrices: 3x3 float64, input (x, y, 1) -> output (x, y, 1).
+
+
+def translation_matrix(tx: float, ty: float) -> np.ndarray:
+    """``(x, y) -> (x + tx, y + ty)``."""
+    return np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
+
+
+def scale_matrix(sx: float, sy: float, center: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Scale by ``(sx, sy)`` about ``center = (cx, cy)``."""
+    cx, cy = center
+    s = np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]])
+    return translation_matrix(cx, cy) @ s @ translation_matrix(-cx, -cy)
+
+
+def rotation_matrix(angle_deg: float, center: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Rotate by ``angle_deg`` about ``center``; positive = counter-clockwise on screen (y down)."""
+    t = np.deg2rad(angle_deg)
+    c, s = np.cos(t), np.sin(t)
+    r = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    cx, cy = center
+    return translation_matrix(cx, cy) @ r @ translation_matrix(-cx, -cy)
+
+
+def hflip_matrix(width: float) -> np.ndarray:
+    """Horizontal mirror of an image ``width`` pixels wide: ``x -> width - x`` (pixel ``j`` ->
+    pixel ``width - 1 - j``)."""
+    return np.array([[-1.0, 0.0, float(width)], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def crop_resize_matrix(x0: float, y0: float, crop_w: float, crop_h: float, out_size: tuple[int, int]) -> np.ndarray:
+    """Map the input rectangle ``[x0, x0 + crop_w) × [y0, y0 + crop_h)`` onto an output of
+    ``out_size = (height, width)``."""
+    ho, wo = out_size
+    return scale_matrix(wo / crop_w, ho / crop_h) @ translation_matrix(-x0, -y0)
+
+
+def _check_matrix(matrix: Any) -> np.ndarray:
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape == (2, 3):
+        m = np.vstack([m, [0.0, 0.0, 1.0]])
+    if m.shape != (3, 3) or not np.allclose(m[2], [0.0, 0.0, 1.0]):
+        raise ValueError(f"matrix must be an affine [2, 3] or [3, 3] (last row 0 0 1); got shape {np.shape(matrix)}")
+    if not np.all(np.isfinite(m)) or abs(np.linalg.det(m[:2, :2])) < 1e-12:
+        raise ValueError("matrix must be finite and invertible")
+    return m
+
+
+def _check_size(size: Any, name: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (height, width); got {size!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"{name} must be positive (height, width); got {size!r}")
+    return h, w
+
+
+def _source_points(matrix: np.ndarray, out_size: tuple[int, int]):
+    """Input-frame points ``A⁻¹ p`` for every output pixel centre ``p``: ``(sx, sy)`` [Ho, Wo]."""
+    ho, wo = out_size
+    inv = np.linalg.inv(matrix)
+    xs = np.arange(wo, dtype=np.float64) + 0.5
+    ys = np.arange(ho, dtype=np.float64) + 0.5
+    sx = inv[0, 0] * xs[None, :] + inv[0, 1] * ys[:, None] + inv[0, 2]
+    sy = inv[1, 0] * xs[None, :] + inv[1, 1] * ys[:, None] + inv[1, 2]
+    return sx, sy
+
+
+# ----------------------------------------------------------------------------------------------
+# Warps of arrays and coordinates.
+
+
+def warp_image(image: Any, matrix: Any, out_size: tuple[int, int], *, fill: float = 0) -> np.ndarray:
+    """Bilinear warp of ``image`` ``[H, W, C]`` (or ``[H, W]``) by the affine ``matrix``.
+
+    Output pixel centre ``p`` (output frame) samples the input at ``A⁻¹ p``; sample taps outside
+    the input read ``fill``. Integer dtypes are rounded and clipped back to their range.
+
+    Returns:
+      array ``[Ho, Wo, C]`` (or ``[Ho, Wo]``), same dtype as ``image``; ``out_size = (Ho, Wo)``.
+    """
+    image = np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image must have shape [H, W, C] or [H, W]; got {image.shape}")
+    m = _check_matrix(matrix)
+    out_size = _check_size(out_size, "out_size")
+    squeeze = image.ndim == 2
+    img = image[:, :, None] if squeeze else image
+    h, w = img.shape[:2]
+    padded = np.pad(img.astype(np.float32), ((1, 1), (1, 1), (0, 0)), constant_values=float(fill))
+    sx, sy = _source_points(m, out_size)
+    u, v = sx - 0.5, sy - 0.5  # continuous -> pixel-index coordinates (centres at integers)
+    x0, y0 = np.floor(u), np.floor(v)
+    fx = (u - x0).astype(np.float32)[..., None]
+    fy = (v - y0).astype(np.float32)[..., None]
+    # +1 for the padding; taps beyond the border clip onto the fill-valued padding.
+    xa = np.clip(x0 + 1, 0, w + 1).astype(np.intp)
+    xb = np.clip(x0 + 2, 0, w + 1).astype(np.intp)
+    ya = np.clip(y0 + 1, 0, h + 1).astype(np.intp)
+    yb = np.clip(y0 + 2, 0, h + 1).astype(np.intp)
+    top = padded[ya, xa] * (1 - fx) + padded[ya, xb] * fx
+    bottom = padded[yb, xa] * (1 - fx) + padded[yb, xb] * fx
+    out = top * (1 - fy) + bottom * fy
+    if np.issubdtype(image.dtype, np.integer):
+        info = np.iinfo(image.dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+    out = out.astype(image.dtype)
+    return out[:, :, 0] if squeeze else out
+
+
+def warp_masks(masks: Any, matrix: Any, out_size: tuple[int, int]) -> np.ndarray:
+    """Nearest warp of ``masks`` ``[M, H, W]`` (any dtype): output pixel centre ``p`` takes the
+    input pixel containing ``A⁻¹ p`` (``floor``), 0 outside. Returns ``[M, Ho, Wo]``, same dtype."""
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must have shape [M, H, W]; got {masks.shape}")
+    m = _check_matrix(matrix)
+    out_size = _check_size(out_size, "out_size")
+    h, w = masks.shape[1:]
+    sx, sy = _source_points(m, out_size)
+    ix, iy = np.floor(sx), np.floor(sy)
+    inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+    ix = np.clip(ix, 0, w - 1).astype(np.intp)
+    iy = np.clip(iy, 0, h - 1).astype(np.intp)
+    out = masks[:, iy, ix]
+    out[:, ~inside] = 0
+    return out
+
+
+def transform_points(points: Any, matrix: Any) -> np.ndarray:
+    """``(x, y)`` points ``[..., 2]`` (extra columns kept) -> ``A (x, y)``, float32."""
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim < 1 or p.shape[-1] < 2:
+        raise ValueError(f"points must have shape [..., >=2] (x, y first); got {p.shape}")
+    m = _check_matrix(matrix)
+    xy = p[..., :2] @ m[:2, :2].T + m[:2, 2]
+    return np.concatenate([xy, p[..., 2:]], axis=-1).astype(np.float32)
+
+
+def transform_keypoints(
+    keypoints: Any, matrix: Any, out_size: tuple[int, int], *, flip_pairs: Sequence[tuple[int, int]] = ()
+) -> np.ndarray:
+    """Map keypoints ``[..., K, 3]`` ``[x, y, v]`` by ``matrix`` into an ``out_size`` output.
+
+    ``v`` becomes 0 for points outside ``[0, Wo) × [0, Ho)``. When the matrix mirrors
+    (``det < 0``) keypoints ``a`` and ``b`` of every pair in ``flip_pairs`` swap.
+    Returns float32 ``[..., K, 3]``.
+    """
+    kp = np.asarray(keypoints, dtype=np.float32)
+    if kp.ndim < 2 or kp.shape[-1] != 3:
+        raise ValueError(f"keypoints must have shape [..., K, 3] as [x, y, v]; got {kp.shape}")
+    m = _check_matrix(matrix)
+    ho, wo = _check_size(out_size, "out_size")
+    out = transform_points(kp, m)
+    x, y = out[..., 0], out[..., 1]
+    inside = (x >= 0) & (x < wo) & (y >= 0) & (y < ho)
+    out[..., 2] = np.where(inside, out[..., 2], 0.0)
+    if np.linalg.det(m[:2, :2]) < 0 and len(flip_pairs):
+        k = kp.shape[-2]
+        perm = np.arange(k)
+        for a, b in flip_pairs:
+            if not (0 <= a < k and 0 <= b < k):
+                raise ValueError(f"flip_pairs entry {(a, b)} out of range for K={k} keypoints")
+            perm[a], perm[b] = b, a
+        out = out[..., perm, :]
+    return out
+
+
+def _axis_aligned(m: np.ndarray, tol: float = 1e-9) -> bool:
+    a = m[:2, :2]
+    return (abs(a[0, 1]) < tol and abs(a[1, 0]) < tol) or (abs(a[0, 0]) < tol and abs(a[1, 1]) < tol)
+
+
+def transform_boxes(boxes: Any, matrix: Any, out_size: tuple[int, int]):
+    """Enclosing boxes of the mapped corners of ``boxes`` ``[M, 4]`` ``[x1, y1, x2, y2]``,
+    clipped to ``[0, Wo] × [0, Ho]``.
+
+    Returns:
+      ``(boxes float32 [M, 4], nonempty bool [M])``; empty boxes are zeroed.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    m = _check_matrix(matrix)
+    ho, wo = _check_size(out_size, "out_size")
+    corners = np.stack(
+        [b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], axis=1
+    )  # [M, 4 corners, 2]
+    mapped = corners @ m[:2, :2].T + m[:2, 2]
+    lo, hi = mapped.min(axis=1), mapped.max(axis=1)
+    out = np.concatenate([lo, hi], axis=-1)
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, wo)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, ho)
+    nonempty = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    out[~nonempty] = 0
+    return out.astype(np.float32), nonempty
+
+
+def masks_to_boxes(masks: Any):
+    """Enclosing boxes of masks ``[M, H, W]``: a mask covering pixels cols ``j0..j1``, rows
+    ``i0..i1`` gives ``[j0, i0, j1 + 1, i1 + 1]``. Returns ``(float32 [M, 4], nonempty bool [M])``;
+    empty masks give zeros."""
+    masks = np.asarray(masks).astype(bool)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must have shape [M, H, W]; got {masks.shape}")
+    cols, rows = masks.any(axis=1), masks.any(axis=2)  # [M, W], [M, H]
+    nonempty = cols.any(axis=1)
+    w, h = masks.shape[2], masks.shape[1]
+    x1 = np.argmax(cols, axis=1)
+    x2 = w - np.argmax(cols[:, ::-1], axis=1)
+    y1 = np.argmax(rows, axis=1)
+    y2 = h - np.argmax(rows[:, ::-1], axis=1)
+    out = np.stack([x1, y1, x2, y2], axis=-1).astype(np.float32)
+    out[~nonempty] = 0
+    return out, nonempty
+
+
+def apply_affine(
+    record: Mapping[str, Any],
+    matrix: Any,
+    out_size: tuple[int, int],
+    *,
+    flip_pairs: Sequence[tuple[int, int]] = (),
+    fill: float = 0,
+) -> Record:
+    """Apply one affine ``matrix`` (input -> output frame) to every geometric field of ``record``.
+
+    See the module docstring for what happens to each key. ``out_size = (Ho, Wo)``.
+    Returns a new record; ``valid`` bool ``[M]`` is added when ``boxes`` are present.
+    """
+    m = _check_matrix(matrix)
+    out_size = _check_size(out_size, "out_size")
+    out = dict(record)
+    if "image" not in out:
+        raise ValueError("record must have an 'image' [H, W, 3]")
+    out["image"] = warp_image(out["image"], m, out_size, fill=fill)
+    masks_ok = None
+    if "masks" in out:
+        dtype = np.asarray(out["masks"]).dtype
+        out["masks"] = warp_masks(out["masks"], m, out_size).astype(dtype)
+        mask_boxes, masks_ok = masks_to_boxes(out["masks"])
+    if "keypoints" in out:
+        out["keypoints"] = transform_keypoints(out["keypoints"], m, out_size, flip_pairs=flip_pairs)
+    if "boxes" in out:
+        boxes, ok = transform_boxes(out["boxes"], m, out_size)
+        if masks_ok is not None:
+            if not _axis_aligned(m):
+                boxes = mask_boxes
+            ok = ok & masks_ok
+            boxes = np.where(ok[:, None], boxes, 0).astype(np.float32)
+        valid = np.asarray(out.get("valid", np.ones(len(boxes), bool)), bool) & ok
+        out["boxes"] = np.where(valid[:, None], boxes, 0).astype(np.float32)
+        out["valid"] = valid
+    if "areas" in out:
+        out["areas"] = (np.asarray(out["areas"], np.float32) * abs(np.linalg.det(m[:2, :2]))).astype(np.float32)
+    return out
+
+
+def _image_size(record: Mapping[str, Any]) -> tuple[int, int]:
+    image = record.get("image")
+    if image is None or np.ndim(image) not in (2, 3):
+        raise ValueError(f"record['image'] must be [H, W, C]; got {None if image is None else np.shape(image)}")
+    return int(np.shape(image)[0]), int(np.shape(image)[1])
+
+
+def _range(value, name: str, *, centre: float) -> tuple[float, float]:
+    """``x`` -> ``(centre - x, centre + x)``; a pair passes through (validated)."""
+    if np.ndim(value) == 0:
+        lo, hi = centre - float(value), centre + float(value)
+    else:
+        lo, hi = (float(v) for v in value)
+    if not lo <= hi:
+        raise ValueError(f"{name} must be a number or a (low, high) pair with low <= high; got {value!r}")
+    return lo, hi
+
+
+# ----------------------------------------------------------------------------------------------
+# Transforms: picklable callables (record, rng) -> record.
+
+
+@dataclasses.dataclass(frozen=True)
+class Compose:
+    """Apply ``transforms`` in order with the same generator."""
+
+    transforms: Sequence[Any]
+
+    def __call__(self, record, rng: np.random.Generator):
+        for t in self.transforms:
+            record = t(record, rng)
+        return record
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomHorizontalFlip:
+    """Mirror left-right with probability ``prob``; keypoint pairs in ``flip_pairs`` swap."""
+
+    prob: float = 0.5
+    flip_pairs: Sequence[tuple[int, int]] = ()
+
+    def __call__(self, record, rng: np.random.Generator):
+        if rng.random() >= self.prob:
+            return dict(record)
+        h, w = _image_size(record)
+        return apply_affine(record, hflip_matrix(w), (h, w), flip_pairs=self.flip_pairs)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomAffine:
+    """Random flip, scale, rotation and translation about the image centre, one warp.
+
+    ``A = T(out_centre + t) · R(angle) · S(s) · F · T(-in_centre)`` with ``angle ~ U(rotation)``
+    degrees (a number ``r`` means ``(-r, r)``), ``s ~ U(scale)``, ``t = (U(-tx, tx)·Wo,
+    U(-ty, ty)·Ho)`` for ``translate = (tx, ty)`` fractions, ``F`` a horizontal mirror with
+    probability ``flip_prob``. ``out_size`` (H, W) defaults to the input size.
+    """
+
+    rotation: float | tuple[float, float] = 0.0
+    scale: tuple[float, float] = (1.0, 1.0)
+    translate: tuple[float, float] = (0.0, 0.0)
+    flip_prob: float = 0.0
+    flip_pairs: Sequence[tuple[int, int]] = ()
+    out_size: tuple[int, int] | None = None
+    fill: float = 0
+
+    def matrix(self, in_size: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int]]:
+        """Draw the matrix for an input of ``in_size``; returns ``(A [3, 3], out_size)``."""
+        h, w = in_size
+        ho, wo = self.out_size if self.out_size is not None else (h, w)
+        a_lo, a_hi = _range(self.rotation, "rotation", centre=0.0)
+        s_lo, s_hi = _range(self.scale, "scale", centre=1.0)
+        if s_lo <= 0:
+            raise ValueError(f"scale must be > 0; got {self.scale!r}")
+        angle = rng.uniform(a_lo, a_hi)
+        s = rng.uniform(s_lo, s_hi)
+        tx = rng.uniform(-self.translate[0], self.translate[0]) * wo
+        ty = rng.uniform(-self.translate[1], self.translate[1]) * ho
+        flip = rng.random() < self.flip_prob
+        f = np.diag([-1.0 if flip else 1.0, 1.0, 1.0])
+        a = (
+            translation_matrix(wo / 2 + tx, ho / 2 + ty)
+            @ rotation_matrix(angle)
+            @ scale_matrix(s, s)
+            @ f
+            @ translation_matrix(-w / 2, -h / 2)
+        )
+        return a, (int(ho), int(wo))
+
+    def __call__(self, record, rng: np.random.Generator):
+        a, out_size = self.matrix(_image_size(record), rng)
+        return apply_affine(record, a, out_size, flip_pairs=self.flip_pairs, fill=self.fill)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resize:
+    """Resize to ``size = (H, W)`` (aspect ratio not kept): ``x -> x · W/w``, ``y -> y · H/h``."""
+
+    size: tuple[int, int]
+
+    def __call__(self, record, rng: np.random.Generator = None):
+        del rng
+        h, w = _image_size(record)
+        ho, wo = _check_size(self.size, "size")
+        return apply_affine(record, scale_matrix(wo / w, ho / h), (ho, wo))
+
+
+@dataclasses.dataclass(frozen=True)
+class ResizeAndPad:
+    """Scale by ``min(H/h, W/w)`` (aspect kept), anchored top-left, pad to ``size = (H, W)`` with
+    ``fill`` (letterbox; boxes/keypoints only scale, no offset)."""
+
+    size: tuple[int, int]
+    fill: float = 0
+
+    def __call__(self, record, rng: np.random.Generator = None):
+        del rng
+        h, w = _image_size(record)
+        ho, wo = _check_size(self.size, "size")
+        s = min(ho / h, wo / w)
+        return apply_affine(record, scale_matrix(s, s), (ho, wo), fill=self.fill)
+
+
+@dataclasses.dataclass(frozen=True)
+class CenterCrop:
+    """Crop ``size = (H, W)`` at the centre (integer offset ``floor((h - H) / 2)``; pads with
+    ``fill`` where the image is smaller)."""
+
+    size: tuple[int, int]
+    fill: float = 0
+
+    def __call__(self, record, rng: np.random.Generator = None):
+        del rng
+        h, w = _image_size(record)
+        ho, wo = _check_size(self.size, "size")
+        x0, y0 = (w - wo) // 2, (h - ho) // 2
+        return apply_affine(record, translation_matrix(-x0, -y0), (ho, wo), fill=self.fill)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomCrop:
+    """Crop ``size = (H, W)`` at a uniformly drawn integer offset (pads with ``fill`` where the
+    image is smaller than the crop)."""
+
+    size: tuple[int, int]
+    fill: float = 0
+
+    def __call__(self, record, rng: np.random.Generator):
+        h, w = _image_size(record)
+        ho, wo = _check_size(self.size, "size")
+        x0 = int(rng.integers(min(0, w - wo), max(0, w - wo) + 1))
+        y0 = int(rng.integers(min(0, h - ho), max(0, h - ho) + 1))
+        return apply_affine(record, translation_matrix(-x0, -y0), (ho, wo), fill=self.fill)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomResizedCrop:
+    """Inception-style crop: area fraction ``~ U(scale)``, aspect ``w/h`` log-uniform in
+    ``ratio`` (10 tries, then the largest centred crop with an in-range aspect), resized to
+    ``size = (H, W)``."""
+
+    size: tuple[int, int]
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    def crop_box(self, in_size: tuple[int, int], rng: np.random.Generator) -> tuple[float, float, float, float]:
+        """Draw ``(x0, y0, crop_w, crop_h)`` in input pixels."""
+        h, w = in_size
+        area = h * w
+        log_r = np.log(self.ratio)
+        for _ in range(10):
+            target = area * rng.uniform(*self.scale)
+            aspect = np.exp(rng.uniform(*log_r))
+            cw, ch = np.sqrt(target * aspect), np.sqrt(target / aspect)
+            if 0 < cw <= w and 0 < ch <= h:
+                return rng.uniform(0, w - cw), rng.uniform(0, h - ch), cw, ch
+        aspect = np.clip(w / h, *self.ratio)
+        cw, ch = (w, w / aspect) if w / h <= aspect else (h * aspect, h)
+        return (w - cw) / 2, (h - ch) / 2, cw, ch
+
+    def __call__(self, record, rng: np.random.Generator):
+        size = _check_size(self.size, "size")
+        x0, y0, cw, ch = self.crop_box(_image_size(record), rng)
+        return apply_affine(record, crop_resize_matrix(x0, y0, cw, ch, size), size)
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorJitter:
+    """Random brightness, contrast and saturation (applied in that order), geometry untouched.
+
+    Factors ``b ~ U(1 ± brightness)``, ``c ~ U(1 ± contrast)``, ``s ~ U(1 ± saturation)``:
+    ``img·b``; blend with the mean grey level by ``c``; blend with the per-pixel grey
+    (ITU-R 601 luma) by ``s``. Pixel values are clipped to ``[0, 255]``; dtype kept.
+    """
+
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+
+    def __call__(self, record, rng: np.random.Generator):
+        out = dict(record)
+        image = np.asarray(record["image"])
+        x = image.astype(np.float32)
+        luma = np.array([0.299, 0.587, 0.114], np.float32)
+        if self.brightness:
+            x = x * rng.uniform(1 - self.brightness, 1 + self.brightness)
+        if self.contrast:
+            c = rng.uniform(1 - self.contrast, 1 + self.contrast)
+            mean = float((np.clip(x, 0, 255) @ luma).mean())
+            x = mean + c * (x - mean)
+        if self.saturation:
+            s = rng.uniform(1 - self.saturation, 1 + self.saturation)
+            grey = (np.clip(x, 0, 255) @ luma)[..., None]
+            x = grey + s * (x - grey)
+        x = np.clip(x, 0, 255)
+        out["image"] = np.rint(x).astype(image.dtype) if np.issubdtype(image.dtype, np.integer) else x.astype(image.dtype)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalize:
+    """Standardise: ``image float32 = (image / 255 - mean) / std`` per channel (``mean``/``std``
+    in ``[0, 1]`` units, ImageNet's by default)."""
+
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+
+    def __call__(self, record, rng: np.random.Generator = None):
+        del rng
+        std = np.asarray(self.std, np.float32)
+        if np.any(std <= 0):
+            raise ValueError(f"std must be > 0; got {self.std!r}")
+        out = dict(record)
+        out["image"] = ((np.asarray(record["image"], np.float32) / 255.0 - np.asarray(self.mean, np.float32)) / std).astype(np.float32)
+        return out
