@@ -328,3 +328,18 @@ def test_bad_arguments_raise():
         transform_keypoints(np.zeros((1, 2, 3)), hflip_matrix(4), (4, 4), flip_pairs=((0, 5),))
     with pytest.raises(ValueError, match="scale"):
         RandomAffine(scale=(0.0, 1.0))({"image": img}, np.random.default_rng(0))
+
+
+def test_semantic_map_moves_with_masks_and_unknown_maps_are_refused():
+    rec = _record(np.random.default_rng(13))
+    rec["semantic"] = (rec["masks"][0] * 1 + rec["masks"][1] * 2).astype(np.int32)
+    rec["num_objects"] = np.int32(2)
+    m = rotation_matrix(30, (12, 10)) @ scale_matrix(1.2, 1.2, (12, 10))
+    out = apply_affine(rec, m, (20, 24))
+    np.testing.assert_array_equal(out["semantic"], out["masks"][0] * 1 + out["masks"][1] * 2)
+    gone = apply_affine(rec, translation_matrix(-12, 0), (20, 24))
+    assert gone["num_objects"] == 1
+    filled = apply_affine(rec, translation_matrix(30, 0), (20, 24), semantic_fill=255)
+    assert np.all(filled["semantic"] == 255)
+    with pytest.raises(ValueError, match="heatmap"):
+        apply_affine(dict(rec, heatmap=np.zeros((20, 24, 4))), np.eye(3), (20, 24))

@@ -15,7 +15,8 @@ everything:
 - boxes ``[M, 4]``: the four corners are mapped and the enclosing box clipped to the output;
   when ``A`` is not axis-aligned (a rotation that is not a multiple of 90°, or a shear) and
   ``masks`` are present, the box is the enclosing box of the transformed mask instead (tight).
-  Boxes that become empty (or whose mask becomes empty) get ``valid = False`` and are zeroed.
+  Boxes that become empty (or whose mask becomes empty) get ``valid = False`` and are zeroed;
+- ``semantic`` class maps ``[H, W]``: nearest, like masks.
 
 Record keys are those of :mod:`vai_jax.data.pipeline` (``image`` uint8 ``[H, W, 3]``,
 ``boxes``, ``classes``, ``valid``, ``masks``, ``keypoints``, ``areas``); other keys pass through.
@@ -259,10 +260,14 @@ def apply_affine(
     *,
     flip_pairs: Sequence[tuple[int, int]] = (),
     fill: float = 0,
+    semantic_fill: int = 0,
 ) -> Record:
     """Apply one affine ``matrix`` (input -> output frame) to every geometric field of ``record``.
 
     See the module docstring for what happens to each key. ``out_size = (Ho, Wo)``.
+    ``semantic`` int ``[H, W]`` class maps warp nearest with ``semantic_fill`` outside the input;
+    ``num_objects`` is recounted from ``valid``. Any other key shaped like ``[H, W, ...]`` raises
+    ValueError rather than silently going out of register with the image.
     Returns a new record; ``valid`` bool ``[M]`` is added when ``boxes`` are present.
     """
     m = _check_matrix(matrix)
@@ -270,7 +275,17 @@ def apply_affine(
     out = dict(record)
     if "image" not in out:
         raise ValueError("record must have an 'image' [H, W, 3]")
+    hw = np.shape(out["image"])[:2]
+    for k, v in out.items():
+        if k not in _GEOMETRIC_KEYS and np.ndim(v) >= 2 and np.shape(v)[:2] == hw:
+            raise ValueError(
+                f"record key {k!r} (shape {np.shape(v)}) looks like an image-aligned map that "
+                f"apply_affine does not move; known keys: {sorted(_GEOMETRIC_KEYS)}"
+            )
     out["image"] = warp_image(out["image"], m, out_size, fill=fill)
+    if "semantic" in out:
+        sem = np.asarray(out["semantic"])
+        out["semantic"] = warp_masks((sem - semantic_fill)[None], m, out_size)[0] + semantic_fill
     masks_ok = None
     if "masks" in out:
         dtype = np.asarray(out["masks"]).dtype
@@ -288,9 +303,14 @@ def apply_affine(
         valid = np.asarray(out.get("valid", np.ones(len(boxes), bool)), bool) & ok
         out["boxes"] = np.where(valid[:, None], boxes, 0).astype(np.float32)
         out["valid"] = valid
+    if "num_objects" in out and "valid" in out:
+        out["num_objects"] = np.asarray(out["valid"]).sum().astype(np.int32)
     if "areas" in out:
         out["areas"] = (np.asarray(out["areas"], np.float32) * abs(np.linalg.det(m[:2, :2]))).astype(np.float32)
     return out
+
+
+_GEOMETRIC_KEYS = frozenset({"image", "masks", "semantic", "boxes", "keypoints", "valid", "areas"})
 
 
 def _image_size(record: Mapping[str, Any]) -> tuple[int, int]:
