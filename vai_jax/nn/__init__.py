@@ -1,3 +1,10 @@
 """Small Flax building blocks shared by the backbones and heads. Each owner module adds its
 public names here."""
 from vai_jax.nn.conv import ConvBNAct, same_padding
+from vai_jax.nn.spp import (SpatialPyramidPooling, adaptive_bin_edges, adaptive_pool_2d,
+                            max_pool_2d, pool_output_size, spatial_pyramid_pool)
+from vai_jax.nn.shuffle import ChannelShuffle, channel_shuffle
+from vai_jax.nn.separable import DepthwiseSeparableConv, GroupedConv, SpatiallySeparableConv
+from vai_jax.nn.fire import Fire
+from vai_jax.nn.inception import InceptionModule
+from vai_jax.nn.dilated import DilatedConvStack, ESPBlock, effective_kernel_size, receptive_field
