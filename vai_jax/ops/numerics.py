@@ -13,6 +13,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from vai_jax._validation import check_array, check_axis, is_concrete
@@ -122,9 +123,10 @@ def log_softmax(x, axis=-1, where=None):
 
 
 def _check_labels(labels, num_classes, name="labels"):
-    if is_concrete(labels):
-        lo, hi = int(jnp.min(labels)) if labels.size else 0, int(jnp.max(labels)) if labels.size else 0
-        if labels.size and (lo < 0 or hi >= num_classes):
+    if is_concrete(labels) and labels.size:
+        values = np.asarray(labels)
+        lo, hi = int(values.min()), int(values.max())
+        if lo < 0 or hi >= num_classes:
             raise ValueError(
                 f"{name} must lie in [0, {num_classes}); got values in [{lo}, {hi}]")
 
