@@ -74,7 +74,7 @@ def _record(rng, h=20, w=24):
     ])
     boxes, _ = masks_to_boxes(masks)
     kp = np.array([
-        [[5.5, 8.5, 2], [9.5, 8.5, 2], [7.5, 6.5, 1], [7.5, 10.5, 0]],
+        [[5.5, 8.5, 2], [9.5, 8.5, 2], [7.5, 6.5, 1], [0.0, 0.0, 0]],
         [[14.5, 12.5, 2], [17.5, 12.5, 2], [16.5, 9.5, 2], [16.5, 16.5, 1]],
     ], np.float32)
     return {
@@ -140,8 +140,11 @@ def test_flip_matches_numpy_and_swaps_left_right():
     kp = rec["keypoints"]
     # Keypoint 0 of the output is the mirrored keypoint 1 of the input and vice versa.
     for out_k, in_k in [(0, 1), (1, 0), (2, 2), (3, 3)]:
-        np.testing.assert_allclose(out["keypoints"][:, out_k, 0], w - kp[:, in_k, 0], atol=1e-5)
-        np.testing.assert_allclose(out["keypoints"][:, out_k, 1:], kp[:, in_k, 1:], atol=1e-5)
+        vis = kp[:, in_k, 2] > 0
+        np.testing.assert_allclose(out["keypoints"][:, out_k, 2], kp[:, in_k, 2])
+        np.testing.assert_allclose(out["keypoints"][vis, out_k, 0], w - kp[vis, in_k, 0], atol=1e-5)
+        np.testing.assert_allclose(out["keypoints"][vis, out_k, 1], kp[vis, in_k, 1], atol=1e-5)
+        assert np.all(out["keypoints"][~vis, out_k] == 0)
     # Pixel (i, j) -> (i, w-1-j): the pixel under a keypoint keeps its value.
     for o in range(2):
         for k in range(3):
@@ -242,7 +245,7 @@ def test_objects_leaving_the_frame_are_invalid_and_keypoints_invisible():
     out = apply_affine(rec, translation_matrix(-12, 0), (20, 24))
     np.testing.assert_array_equal(out["valid"], [False, True])
     np.testing.assert_array_equal(out["boxes"][0], 0)
-    assert np.all(out["keypoints"][0, :, 2] == 0)
+    assert np.all(out["keypoints"][0] == 0)  # absent: v = 0 and x = y = 0
     np.testing.assert_array_equal(out["keypoints"][1, :, 2], rec["keypoints"][1, :, 2])
     assert not out["masks"][0].any()
     # An object that was already invalid stays invalid.
@@ -255,7 +258,11 @@ def test_crops_match_slicing():
     out = CenterCrop((10, 12))(rec)
     np.testing.assert_array_equal(out["image"], rec["image"][5:15, 6:18])
     np.testing.assert_array_equal(out["masks"], rec["masks"][:, 5:15, 6:18])
-    np.testing.assert_allclose(out["keypoints"][..., :2], rec["keypoints"][..., :2] - [6, 5], atol=1e-5)
+    shifted = rec["keypoints"][..., :2] - [6, 5]
+    inside = (rec["keypoints"][..., 2] > 0) & np.all((shifted >= 0) & (shifted < [12, 10]), axis=-1)
+    np.testing.assert_allclose(out["keypoints"][inside][:, :2], shifted[inside], atol=1e-5)
+    np.testing.assert_array_equal(out["keypoints"][inside][:, 2], rec["keypoints"][inside][:, 2])
+    assert np.all(out["keypoints"][~inside] == 0)
     out = RandomCrop((8, 8))(rec, np.random.default_rng(0))
     assert out["image"].shape == (8, 8, 3)
     found = [(y, x) for y in range(13) for x in range(17) if np.array_equal(rec["image"][y : y + 8, x : x + 8], out["image"])]
@@ -343,3 +350,15 @@ def test_semantic_map_moves_with_masks_and_unknown_maps_are_refused():
     assert np.all(filled["semantic"] == 255)
     with pytest.raises(ValueError, match="heatmap"):
         apply_affine(dict(rec, heatmap=np.zeros((20, 24, 4))), np.eye(3), (20, 24))
+
+
+def test_per_class_flip_permutation():
+    kp = np.array([[[1.5, 1.5, 2], [3.5, 1.5, 2], [5.5, 1.5, 2]]] * 2, np.float32)  # 2 objects, K=3
+    perm = np.array([[1, 0, 2], [0, 2, 1]])  # class 0 swaps 0<->1, class 1 swaps 1<->2
+    out = transform_keypoints(kp, hflip_matrix(10), (10, 10), flip_permutation=perm, classes=np.array([0, 1]))
+    np.testing.assert_allclose(out[0, :, 0], [10 - 3.5, 10 - 1.5, 10 - 5.5])
+    np.testing.assert_allclose(out[1, :, 0], [10 - 1.5, 10 - 5.5, 10 - 3.5])
+    same = transform_keypoints(kp, np.eye(3), (10, 10), flip_permutation=perm, classes=np.array([0, 1]))
+    np.testing.assert_allclose(same, kp)
+    with pytest.raises(ValueError, match="classes"):
+        transform_keypoints(kp, hflip_matrix(10), (10, 10), flip_permutation=perm)

@@ -9,8 +9,8 @@ everything:
 - image: output pixel centre ``p`` takes the bilinear sample of the input at ``A⁻¹ p``
   (sample points outside the input blend with ``fill``);
 - masks ``[M, H, W]``: nearest — the input pixel containing ``A⁻¹ p`` (outside -> 0);
-- keypoints ``[M, K, 3]``: ``(x, y) -> A (x, y)``; visibility set to 0 when the point leaves
-  ``[0, W_out) × [0, H_out)``; when ``A`` mirrors (``det < 0``) the ``flip_pairs`` swap, so a
+- keypoints ``[M, K, 3]``: ``(x, y) -> A (x, y)``; visibility set to 0 (and x = y = 0) when the
+  point leaves ``[0, W_out) × [0, H_out)``; when ``A`` mirrors (``det < 0``) the ``flip_pairs`` swap, so a
   left wrist stays labelled left;
 - boxes ``[M, 4]``: the four corners are mapped and the enclosing box clipped to the output;
   when ``A`` is not axis-aligned (a rotation that is not a multiple of 90°, or a shear) and
@@ -177,13 +177,33 @@ def transform_points(points: Any, matrix: Any) -> np.ndarray:
     return np.concatenate([xy, p[..., 2:]], axis=-1).astype(np.float32)
 
 
+def flip_permutation_from_pairs(flip_pairs: Sequence[tuple[int, int]], num_keypoints: int) -> np.ndarray:
+    """int ``[K]`` permutation swapping each ``(a, b)`` of ``flip_pairs``."""
+    perm = np.arange(num_keypoints)
+    for pair in flip_pairs:
+        if len(pair) != 2 or not all(0 <= int(i) < num_keypoints for i in pair):
+            raise ValueError(f"flip_pairs entry {pair!r} must be (a, b) with 0 <= a, b < K={num_keypoints}")
+        a, b = (int(i) for i in pair)
+        perm[a], perm[b] = b, a
+    return perm
+
+
 def transform_keypoints(
-    keypoints: Any, matrix: Any, out_size: tuple[int, int], *, flip_pairs: Sequence[tuple[int, int]] = ()
+    keypoints: Any,
+    matrix: Any,
+    out_size: tuple[int, int],
+    *,
+    flip_pairs: Sequence[tuple[int, int]] = (),
+    flip_permutation: Any = None,
+    classes: Any = None,
 ) -> np.ndarray:
     """Map keypoints ``[..., K, 3]`` ``[x, y, v]`` by ``matrix`` into an ``out_size`` output.
 
-    ``v`` becomes 0 for points outside ``[0, Wo) × [0, Ho)``. When the matrix mirrors
-    (``det < 0``) keypoints ``a`` and ``b`` of every pair in ``flip_pairs`` swap.
+    ``v`` becomes 0 for points outside ``[0, Wo) × [0, Ho)``; every point with ``v = 0`` gets
+    ``x = y = 0`` (as in COCO and ShapesDataset). When the matrix mirrors
+    (``det < 0``) keypoint names swap: keypoints ``a`` and ``b`` of every pair in ``flip_pairs``,
+    or, with ``flip_permutation`` int ``[K]`` or per-class ``[C, K]`` (then ``classes`` int
+    ``[...]`` picks each object's row), ``out[..., k, :] = in[..., perm[k], :]``.
     Returns float32 ``[..., K, 3]``.
     """
     kp = np.asarray(keypoints, dtype=np.float32)
@@ -195,14 +215,27 @@ def transform_keypoints(
     x, y = out[..., 0], out[..., 1]
     inside = (x >= 0) & (x < wo) & (y >= 0) & (y < ho)
     out[..., 2] = np.where(inside, out[..., 2], 0.0)
-    if np.linalg.det(m[:2, :2]) < 0 and len(flip_pairs):
-        k = kp.shape[-2]
-        perm = np.arange(k)
-        for a, b in flip_pairs:
-            if not (0 <= a < k and 0 <= b < k):
-                raise ValueError(f"flip_pairs entry {(a, b)} out of range for K={k} keypoints")
-            perm[a], perm[b] = b, a
-        out = out[..., perm, :]
+    out[..., :2] = np.where(out[..., 2:] > 0, out[..., :2], 0.0)  # absent points sit at (0, 0)
+    if len(flip_pairs) and flip_permutation is not None:
+        raise ValueError("pass flip_pairs or flip_permutation, not both")
+    if np.linalg.det(m[:2, :2]) >= 0:
+        return out
+    k = kp.shape[-2]
+    if len(flip_pairs):
+        out = out[..., flip_permutation_from_pairs(flip_pairs, k), :]
+    elif flip_permutation is not None:
+        perm = np.asarray(flip_permutation)
+        if perm.shape[-1] != k or perm.ndim not in (1, 2):
+            raise ValueError(f"flip_permutation must be int [K] or [C, K] with K={k}; got shape {perm.shape}")
+        if perm.ndim == 1:
+            out = out[..., perm, :]
+        else:
+            if classes is None:
+                raise ValueError("a per-class flip_permutation [C, K] needs classes")
+            rows = perm[np.asarray(classes, dtype=np.intp)]  # [..., K]
+            if rows.shape != out.shape[:-1]:
+                raise ValueError(f"classes shape {np.shape(classes)} does not match keypoints {kp.shape}")
+            out = np.take_along_axis(out, rows[..., None], axis=-2)
     return out
 
 
@@ -259,12 +292,15 @@ def apply_affine(
     out_size: tuple[int, int],
     *,
     flip_pairs: Sequence[tuple[int, int]] = (),
+    flip_permutation: Any = None,
     fill: float = 0,
     semantic_fill: int = 0,
 ) -> Record:
     """Apply one affine ``matrix`` (input -> output frame) to every geometric field of ``record``.
 
     See the module docstring for what happens to each key. ``out_size = (Ho, Wo)``.
+    ``flip_pairs`` / ``flip_permutation`` (``[K]`` or per-class ``[C, K]``, rows picked by
+    ``record["classes"]``): see :func:`transform_keypoints`.
     ``semantic`` int ``[H, W]`` class maps warp nearest with ``semantic_fill`` outside the input;
     ``num_objects`` is recounted from ``valid``. Any other key shaped like ``[H, W, ...]`` raises
     ValueError rather than silently going out of register with the image.
@@ -292,7 +328,10 @@ def apply_affine(
         out["masks"] = warp_masks(out["masks"], m, out_size).astype(dtype)
         mask_boxes, masks_ok = masks_to_boxes(out["masks"])
     if "keypoints" in out:
-        out["keypoints"] = transform_keypoints(out["keypoints"], m, out_size, flip_pairs=flip_pairs)
+        out["keypoints"] = transform_keypoints(
+            out["keypoints"], m, out_size, flip_pairs=flip_pairs, flip_permutation=flip_permutation,
+            classes=out.get("classes"),
+        )
     if "boxes" in out:
         boxes, ok = transform_boxes(out["boxes"], m, out_size)
         if masks_ok is not None:
@@ -349,16 +388,20 @@ class Compose:
 
 @dataclasses.dataclass(frozen=True)
 class RandomHorizontalFlip:
-    """Mirror left-right with probability ``prob``; keypoint pairs in ``flip_pairs`` swap."""
+    """Mirror left-right with probability ``prob``; keypoint names swap per ``flip_pairs`` or
+    ``flip_permutation`` ([K] or per-class [C, K]; see :func:`transform_keypoints`)."""
 
     prob: float = 0.5
     flip_pairs: Sequence[tuple[int, int]] = ()
+    flip_permutation: Any = None
 
     def __call__(self, record, rng: np.random.Generator):
         if rng.random() >= self.prob:
             return dict(record)
         h, w = _image_size(record)
-        return apply_affine(record, hflip_matrix(w), (h, w), flip_pairs=self.flip_pairs)
+        return apply_affine(
+            record, hflip_matrix(w), (h, w), flip_pairs=self.flip_pairs, flip_permutation=self.flip_permutation
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,7 +411,8 @@ class RandomAffine:
     ``A = T(out_centre + t) · R(angle) · S(s) · F · T(-in_centre)`` with ``angle ~ U(rotation)``
     degrees (a number ``r`` means ``(-r, r)``), ``s ~ U(scale)``, ``t = (U(-tx, tx)·Wo,
     U(-ty, ty)·Ho)`` for ``translate = (tx, ty)`` fractions, ``F`` a horizontal mirror with
-    probability ``flip_prob``. ``out_size`` (H, W) defaults to the input size.
+    probability ``flip_prob`` (keypoint names swap per ``flip_pairs``/``flip_permutation``).
+    ``out_size`` (H, W) defaults to the input size.
     """
 
     rotation: float | tuple[float, float] = 0.0
@@ -376,8 +420,10 @@ class RandomAffine:
     translate: tuple[float, float] = (0.0, 0.0)
     flip_prob: float = 0.0
     flip_pairs: Sequence[tuple[int, int]] = ()
+    flip_permutation: Any = None
     out_size: tuple[int, int] | None = None
     fill: float = 0
+    semantic_fill: int = 0
 
     def matrix(self, in_size: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int]]:
         """Draw the matrix for an input of ``in_size``; returns ``(A [3, 3], out_size)``."""
@@ -404,7 +450,10 @@ class RandomAffine:
 
     def __call__(self, record, rng: np.random.Generator):
         a, out_size = self.matrix(_image_size(record), rng)
-        return apply_affine(record, a, out_size, flip_pairs=self.flip_pairs, fill=self.fill)
+        return apply_affine(
+            record, a, out_size, flip_pairs=self.flip_pairs, flip_permutation=self.flip_permutation,
+            fill=self.fill, semantic_fill=self.semantic_fill,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
