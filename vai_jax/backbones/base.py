@@ -1,10 +1,10 @@
-"""What every backbone shares: the per-stage feature description and the BatchNorm factory."""
+"""What every backbone shares: the per-stage feature description (and, re-exported, the
+BatchNorm factory of :mod:`vai_jax.nn.norm`)."""
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
-import flax.linen as nn
+from vai_jax.nn.norm import batch_norm  # noqa: F401  (re-exported for the families)
 
 
 class FeatureInfo(NamedTuple):
@@ -14,13 +14,3 @@ class FeatureInfo(NamedTuple):
     name: str
     channels: int
     stride: int
-
-
-def batch_norm(*, train: bool, dtype, param_dtype, axis_name=None, momentum: float = 0.9,
-               epsilon: float = 1e-5, **kwargs):
-    """A BatchNorm partial with torchvision's defaults (momentum 0.1 in PyTorch's convention is
-    0.9 in Flax's; epsilon 1e-5). ``axis_name`` synchronises statistics under ``pmap``; under
-    ``jit`` over a mesh the statistics are those of the global batch without it."""
-    return functools.partial(
-        nn.BatchNorm, use_running_average=not train, momentum=momentum, epsilon=epsilon,
-        dtype=dtype, param_dtype=param_dtype, axis_name=axis_name, **kwargs)

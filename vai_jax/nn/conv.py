@@ -6,7 +6,7 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax.backbones.base import batch_norm
+from vai_jax.nn.norm import batch_norm
 
 
 def _pair(v) -> tuple[int, int]:
