@@ -1,0 +1,103 @@
+"""CheckpointManager: round trip, keep-last-k + best, corrupt fallback, shape mismatch."""
+import logging
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from train_testing_models import TinyBNNet
+from vai_jax.train.checkpoint import CheckpointManager, restore_params
+from vai_jax.train.optim import make_optimizer, make_plateau
+from vai_jax.train.state import TrainState, init_variables
+
+
+def _state(width=6, seed=0):
+    model = TinyBNNet()
+    variables = init_variables(model, (1, width, width, 3), rng=jax.random.PRNGKey(seed))
+    return TrainState.create(apply_fn=model.apply, variables=variables,
+                             tx=make_optimizer("sgd", learning_rate=0.1, weight_decay=1e-4),
+                             rng=jax.random.PRNGKey(seed + 1), plateau=make_plateau())
+
+
+def _shifted(state, k):
+    return state.replace(step=state.step + k,
+                         params=jax.tree.map(lambda p: p + k, state.params))
+
+
+def _equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_round_trip_keeps_everything(tmp_path):
+    mgr = CheckpointManager(str(tmp_path), save_every=1)
+    state = _shifted(_state(), 3)
+    assert mgr.save(3, state, data_state=b'{"pos": 3}', extra={"best": 0.5})
+    mgr.wait_until_finished()
+    restored, data, meta = mgr.restore(_state(seed=5))
+    _equal(restored, state)
+    assert data == b'{"pos": 3}' and meta["extra"] == {"best": 0.5} and meta["step"] == 3
+    assert restored.apply_fn is not None and restored.tx is not None
+    raw = restore_params(str(tmp_path))
+    np.testing.assert_array_equal(raw["params"]["conv"]["kernel"], state.params["conv"]["kernel"])
+    mgr.close()
+
+
+def test_keeps_last_k_and_best(tmp_path):
+    mgr = CheckpointManager(str(tmp_path), save_every=1, max_to_keep=2, best_metric="accuracy")
+    accuracy = {1: 0.3, 2: 0.9, 3: 0.5, 4: 0.4, 5: 0.6}
+    base = _state()
+    for step, acc in accuracy.items():
+        mgr.save(step, _shifted(base, step), metrics={"accuracy": acc})
+    mgr.wait_until_finished()
+    assert mgr.all_steps() == [2, 4, 5] and mgr.best_step() == 2
+    mgr.close()
+
+
+def test_corrupt_latest_falls_back_with_warning(tmp_path, caplog):
+    mgr = CheckpointManager(str(tmp_path), save_every=1)
+    base = _state()
+    for step in (1, 2):
+        mgr.save(step, _shifted(base, step))
+    mgr.wait_until_finished()
+    # Corrupt every file of the latest step's state item.
+    for root, _, files in os.walk(tmp_path / "2" / "state"):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"garbage")
+    with caplog.at_level(logging.WARNING):
+        restored, _, meta = CheckpointManager(str(tmp_path), save_every=1).restore(base)
+    assert meta["step"] == 1
+    _equal(restored, _shifted(base, 1))
+    assert any("step 2" in r.getMessage() and "corrupt" in r.getMessage() for r in caplog.records)
+
+
+def test_partial_latest_falls_back(tmp_path, caplog):
+    mgr = CheckpointManager(str(tmp_path), save_every=1)
+    base = _state()
+    for step in (1, 2):
+        mgr.save(step, _shifted(base, step))
+    mgr.wait_until_finished()
+    os.remove(tmp_path / "2" / "state" / "_METADATA")  # an interrupted copy, say
+    with caplog.at_level(logging.WARNING):
+        _, _, meta = CheckpointManager(str(tmp_path), save_every=1).restore(base)
+    assert meta["step"] == 1
+    assert any("step 2" in r.getMessage() for r in caplog.records)
+
+
+def test_shape_mismatch_names_the_parameter(tmp_path):
+    mgr = CheckpointManager(str(tmp_path), save_every=1)
+    mgr.save(1, _state())
+    mgr.wait_until_finished()
+    wider = _state()
+    wider = wider.replace(params={**wider.params, "head": {
+        "kernel": np.zeros((4, 5), np.float32), "bias": np.zeros((5,), np.float32)}})
+    with pytest.raises(ValueError, match=r"params/head/(bias|kernel).*\(3,\).*\(5,\)|"
+                                         r"params/head/kernel.*\(4, 3\).*\(4, 5\)"):
+        mgr.restore(wider)
+    mgr.close()
+
+
+def test_no_checkpoint_returns_none(tmp_path):
+    assert CheckpointManager(str(tmp_path / "new"), save_every=1).restore(_state()) is None
