@@ -94,7 +94,7 @@ class ShapesDataset:
       min_objects, max_objects: object count range per image (None -> task default); the
         per-object arrays have ``max_objects`` rows. Must be 1 and 1 for single-object tasks.
       min_visible_pixels: objects with fewer visible pixels are not drawn (multi-object tasks);
-        None -> 10.
+        None -> 10 (1 for single-object tasks, whose object is never hidden); 0 keeps hidden objects.
       seed: int >= 0.
 
     ``len(ds)``; ``ds[i]`` -> record dict; ``ds.__getitems__(indices)`` -> list of records;
@@ -145,7 +145,7 @@ class ShapesDataset:
                 f"{self.min_objects} and {self.max_objects}")
         if min_visible_pixels is None:
             min_visible_pixels = 1 if self.single else DEFAULT_MIN_VISIBLE_PIXELS
-        self.min_visible_pixels = _check_int(min_visible_pixels, "min_visible_pixels", minimum=1)
+        self.min_visible_pixels = _check_int(min_visible_pixels, "min_visible_pixels", minimum=0)
         self.seed = _check_int(seed, "seed", minimum=0)
         self.task = task
         self.split = split

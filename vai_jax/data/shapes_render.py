@@ -207,25 +207,27 @@ def render_scene(scene: Scene, *, min_visible_pixels: int = 1) -> dict:
 
     Objects are drawn in slot order, later ones over earlier ones. An object with fewer than
     ``min_visible_pixels`` visible pixels is not drawn at all (it would be an unlabellable speck);
-    removing it only uncovers earlier objects, so the others keep their counts. Kept objects are
+    removing it only uncovers earlier objects, so the others keep their counts. With 0 every object
+    is kept, even a fully hidden one (empty mask, box [0, 0, 0, 0], keypoints in the frame v = 1). Kept objects are
     then moved to the front of the object axis, keeping their drawing order.
 
     Args:
       scene: :class:`Scene` with ``B`` scenes, ``M`` slots, images ``H x W``.
-      min_visible_pixels: int >= 1.
+      min_visible_pixels: int >= 0.
 
     Returns:
       dict of NumPy arrays (frame: pixel (i, j) covers [j, j+1) x [i, i+1)):
         "image" uint8 [B, H, W, 3];
         "masks" bool [B, M, H, W] visible instance masks;
-        "boxes" float32 [B, M, 4] [x1, y1, x2, y2] tight box of the visible mask (0 for padding);
+        "boxes" float32 [B, M, 4] [x1, y1, x2, y2] tight box of the visible mask (0 for padding
+          and for an empty mask);
         "classes" int32 [B, M] (0 for padding); "valid" bool [B, M]; "num_objects" int32 [B];
         "keypoints" float32 [B, M, K, 3] exact [x, y, v]: v = 0 padding or outside the frame
           (x = y = 0 then), 1 inside a later object, 2 visible;
         "semantic" int32 [B, H, W] 0 background, class + 1 of the top object.
     """
-    if min_visible_pixels < 1:
-        raise ValueError(f"min_visible_pixels must be >= 1; got {min_visible_pixels}")
+    if min_visible_pixels < 0:
+        raise ValueError(f"min_visible_pixels must be >= 0; got {min_visible_pixels}")
     b, m = scene.classes.shape
     h, w = scene.noise.shape[2:4]
     full = full_masks(scene)
@@ -295,7 +297,8 @@ def render_scene(scene: Scene, *, min_visible_pixels: int = 1) -> dict:
     y2 = h - rows_any[..., ::-1].argmax(-1)
     x1 = cols_any.argmax(-1)
     x2 = w - cols_any[..., ::-1].argmax(-1)
-    boxes = np.where(keep[..., None], np.stack([x1, y1, x2, y2], -1), 0).astype(np.float32)
+    nonempty = keep & rows_any.any(-1)
+    boxes = np.where(nonempty[..., None], np.stack([x1, y1, x2, y2], -1), 0).astype(np.float32)
 
     # Kept objects first, in drawing order.
     order = np.argsort(~keep, axis=1, kind="stable")
