@@ -238,3 +238,15 @@ def test_esp_block_output_channels_and_dilations():
     ys = jax.eval_shape(lambda: vnn.ESPBlock(features=16, strides=2).init_with_output(
         jax.random.PRNGKey(0), x, train=False))[0]
     assert ys.shape == (2, 10, 10, 16)
+
+
+# ----------------------------------------------------------------------------- LRN
+def test_local_response_norm_matches_definition():
+    x = _rand(15, (2, 3, 3, 7)) * 10
+    y = np.asarray(vnn.local_response_norm(x, size=5, alpha=1e-2, beta=0.75, k=2.0))
+    a = np.asarray(x, np.float64)
+    ref = np.empty_like(a)
+    for c in range(7):
+        lo, hi = max(0, c - 2), min(7, c + 2 + 1)
+        ref[..., c] = a[..., c] / (2.0 + 1e-2 / 5 * np.sum(a[..., lo:hi] ** 2, -1)) ** 0.75
+    np.testing.assert_allclose(y, ref, rtol=1e-5)

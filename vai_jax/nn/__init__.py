@@ -8,3 +8,4 @@ from vai_jax.nn.separable import DepthwiseSeparableConv, GroupedConv, SpatiallyS
 from vai_jax.nn.fire import Fire
 from vai_jax.nn.inception import InceptionModule
 from vai_jax.nn.dilated import DilatedConvStack, ESPBlock, effective_kernel_size, receptive_field
+from vai_jax.nn.lrn import LocalResponseNorm, local_response_norm
