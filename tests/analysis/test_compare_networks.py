@@ -1,0 +1,62 @@
+"""experiments/compare_networks.py: the timing loop, results JSON parsing, table and plot."""
+import dataclasses
+import json
+import os
+import sys
+
+import flax.linen as nn
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "experiments"))
+import compare_networks as cn  # noqa: E402
+
+
+class _TinyNet(nn.Module):
+    """Backbone-shaped: ``(logits, features)``, BatchNorm statistics and dropout."""
+
+    num_classes: int = 5
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        x = nn.Conv(4, (3, 3), strides=2)(x)
+        x = nn.BatchNorm(use_running_average=not train)(x)
+        x = nn.Dropout(0.5, deterministic=not train)(nn.relu(x))
+        return nn.Dense(self.num_classes)(x.mean((1, 2))), {"stage1": x}
+
+
+def test_measure_throughput_runs_inference_and_train_step():
+    infer, train = cn.measure_throughput(_TinyNet(), image_size=8, batch_size=2, num_classes=5,
+                                         num_steps=2, warmup_steps=1, train=True, seed=0)
+    assert infer > 0 and train > 0
+    infer, train = cn.measure_throughput(_TinyNet(), image_size=8, batch_size=2, num_classes=5,
+                                         num_steps=1, warmup_steps=1, train=False, seed=0)
+    assert infer > 0 and train is None
+
+
+def test_load_trained_results(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"a": 76.1, "b": 0.5, "c": {"top1": 91.0, "dataset": "cifar10"}}))
+    got = cn.load_trained_results(str(path))
+    assert got["a"] == (pytest.approx(0.761), None)
+    assert got["b"] == (0.5, None)
+    assert got["c"] == (pytest.approx(0.91), "cifar10")
+    assert cn.load_trained_results(None) == {}
+    path.write_text(json.dumps({"a": {"loss": 1.0}}))
+    with pytest.raises(ValueError, match="trained_results"):
+        cn.load_trained_results(str(path))
+
+
+def test_markdown_and_plot(tmp_path):
+    meta = dict(image_size=64, batch_size=8, num_steps=3, warmup_steps=2, device="CPU",
+                jax_version="x")
+    results = [cn.Result("alpha", 1_500_000, 2_000_000_000, 10.0, 3.0, 0.7, "cifar10"),
+               cn.Result("beta", 60_000_000, 700_000_000, 20.0, None)]
+    md = cn.to_markdown(results, meta)
+    assert "| alpha | 1.50 | 2.000 | 10.0 | 3.0 | 70.0% (cifar10) |" in md
+    assert "| beta | 60.00 | 0.700 | 20.0 | - | - |" in md
+    for res in (results, [dataclasses.replace(r, top1=None) for r in results]):
+        out = tmp_path / "c.png"
+        cn.plot(res, meta, str(out))
+        assert out.stat().st_size > 1000
+        out.unlink()
+
