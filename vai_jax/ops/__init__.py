@@ -10,3 +10,15 @@ from vai_jax.ops.numerics import (
     nll,
     softmax,
 )
+from vai_jax.ops.keypoints import (
+    bin_centers,
+    decode_bins,
+    encode_bins,
+    gaussian_heatmaps,
+    heatmap_argmax,
+    heatmap_peaks,
+    heatmap_weights,
+    soft_argmax,
+    spatial_softmax,
+)
+from vai_jax.ops.paf import group_keypoints, limb_dots, limb_score, part_affinity_fields
