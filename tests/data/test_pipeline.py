@@ -107,6 +107,19 @@ def test_checkpoint_state_resumes_exact_position():
     _assert_batches_equal(_take(fresh, 2), expected)
 
 
+def test_orbax_checkpoint_round_trip(tmp_path):
+    ocp = pytest.importorskip("orbax.checkpoint")
+    kwargs = dict(batch_size=2, seed=2, transforms=add_noise, shard_options=grain.NoSharding())
+    it = iter(make_loader(IndexSource(10), **kwargs))
+    _take(it, 4)
+    ckpt = ocp.Checkpointer(grain.PyGrainCheckpointHandler())
+    ckpt.save(tmp_path / "data", args=grain.PyGrainCheckpointSave(it))
+    expected = _take(it, 3)
+    fresh = iter(make_loader(IndexSource(10), **kwargs))
+    ckpt.restore(tmp_path / "data", args=grain.PyGrainCheckpointRestore(fresh))
+    _assert_batches_equal(_take(fresh, 3), expected)
+
+
 def test_per_record_randomness_depends_on_seed_and_index_only():
     kwargs = dict(batch_size=4, num_epochs=1, transforms=add_noise, shard_options=grain.NoSharding())
     a = list(make_loader(IndexSource(8), seed=5, **kwargs))

@@ -223,6 +223,7 @@ def make_loader(
     worker_count: int = 0,
     worker_buffer_size: int = 1,
     shard_options: grain.ShardOptions | None = None,
+    read_options: grain.ReadOptions | None = None,
 ) -> grain.DataLoader:
     """A resumable, sharded, shuffled, batched loader over a random-access source.
 
@@ -245,6 +246,9 @@ def make_loader(
       worker_buffer_size: batches each worker prepares ahead.
       shard_options: ``grain.ShardOptions``; default ``grain.ShardByJaxProcess(drop_remainder=True)``
         (host ``jax.process_index()`` of ``jax.process_count()``).
+      read_options: ``grain.ReadOptions``: threads reading ``source[i]`` (and running a source's
+        own decoding/normalising) ahead of the transforms; grain's default is 16 threads with a
+        500-record buffer.
 
     Returns:
       ``grain.DataLoader``. ``it = iter(loader)``; ``next(it)`` is a dict of NumPy arrays with
@@ -315,4 +319,5 @@ def make_loader(
         worker_count=int(worker_count),
         worker_buffer_size=int(worker_buffer_size),
         shard_options=shard_options,
+        read_options=read_options,
     )
