@@ -126,6 +126,10 @@ def warp_image(image: Any, matrix: Any, out_size: tuple[int, int], *, fill: floa
     out_size = _check_size(out_size, "out_size")
     squeeze = image.ndim == 2
     img = image[:, :, None] if squeeze else image
+    inv = np.linalg.inv(m)
+    if inv[0, 1] == 0 and inv[1, 0] == 0:
+        out = _warp_separable(img, inv, out_size, fill)
+        return out[:, :, 0] if squeeze else out
     h, w = img.shape[:2]
     padded = np.pad(img.astype(np.float32), ((1, 1), (1, 1), (0, 0)), constant_values=float(fill))
     sx, sy = _source_points(m, out_size)
@@ -148,6 +152,42 @@ def warp_image(image: Any, matrix: Any, out_size: tuple[int, int], *, fill: floa
     return out[:, :, 0] if squeeze else out
 
 
+def _taps(scale: float, offset: float, n_out: int, n_in: int):
+    """1-D bilinear taps for ``s = scale·(k + 0.5) + offset``: indices into the 1-padded axis
+    and the weight of the second tap."""
+    u = scale * (np.arange(n_out, dtype=np.float64) + 0.5) + offset - 0.5
+    k0 = np.floor(u)
+    frac = (u - k0).astype(np.float32)
+    a = np.clip(k0 + 1, 0, n_in + 1).astype(np.intp)
+    b = np.clip(k0 + 2, 0, n_in + 1).astype(np.intp)
+    return a, b, frac
+
+
+def _warp_separable(img: np.ndarray, inv: np.ndarray, out_size: tuple[int, int], fill: float) -> np.ndarray:
+    """warp_image for axis-aligned maps (scale/translate/flip): rows then columns, 1-D taps.
+    Integer-aligned maps (crops, flips, integer shifts) reduce to an exact gather."""
+    ho, wo = out_size
+    h, w = img.shape[:2]
+    xa, xb, fx = _taps(inv[0, 0], inv[0, 2], wo, w)
+    ya, yb, fy = _taps(inv[1, 1], inv[1, 2], ho, h)
+    if not fx.any() and not fy.any():
+        padded = np.pad(img, ((1, 1), (1, 1), (0, 0)), constant_values=np.asarray(fill).astype(img.dtype))
+        if np.issubdtype(img.dtype, np.integer):
+            info = np.iinfo(img.dtype)
+            if not info.min <= fill <= info.max or fill != int(fill):
+                padded = None  # fill not representable: take the float path
+        if padded is not None:
+            return padded[ya][:, xa]
+    padded = np.pad(img.astype(np.float32), ((1, 1), (1, 1), (0, 0)), constant_values=float(fill))
+    fy3, fx3 = fy[:, None, None], fx[None, :, None]
+    rows = padded[ya] * (1 - fy3) + padded[yb] * fy3  # [Ho, W + 2, C]
+    out = rows[:, xa] * (1 - fx3) + rows[:, xb] * fx3
+    if np.issubdtype(img.dtype, np.integer):
+        info = np.iinfo(img.dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+    return out.astype(img.dtype)
+
+
 def warp_masks(masks: Any, matrix: Any, out_size: tuple[int, int]) -> np.ndarray:
     """Nearest warp of ``masks`` ``[M, H, W]`` (any dtype): output pixel centre ``p`` takes the
     input pixel containing ``A⁻¹ p`` (``floor``), 0 outside. Returns ``[M, Ho, Wo]``, same dtype."""
@@ -157,6 +197,15 @@ def warp_masks(masks: Any, matrix: Any, out_size: tuple[int, int]) -> np.ndarray
     m = _check_matrix(matrix)
     out_size = _check_size(out_size, "out_size")
     h, w = masks.shape[1:]
+    inv = np.linalg.inv(m)
+    if inv[0, 1] == 0 and inv[1, 0] == 0:  # axis-aligned: separable gather
+        ho, wo = out_size
+        jx = np.floor(inv[0, 0] * (np.arange(wo) + 0.5) + inv[0, 2])
+        iy = np.floor(inv[1, 1] * (np.arange(ho) + 0.5) + inv[1, 2])
+        out = masks[:, np.clip(iy, 0, h - 1).astype(np.intp)][:, :, np.clip(jx, 0, w - 1).astype(np.intp)]
+        out[:, (iy < 0) | (iy >= h)] = 0
+        out[:, :, (jx < 0) | (jx >= w)] = 0
+        return out
     sx, sy = _source_points(m, out_size)
     ix, iy = np.floor(sx), np.floor(sy)
     inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
