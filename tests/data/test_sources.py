@@ -199,3 +199,19 @@ def test_real_array_record_read_path(tmp_path):
         np.testing.assert_allclose(r["boxes"], np.tile([[0.5 * w, 0.25 * h, 1.0 * w, 0.75 * h]], (m, 1)), rtol=1e-6)
         assert np.all(r["classes"] == k % 3)
     assert seen == {0, 1, 2, 3}
+
+
+def test_cifar10_mock_two_hosts_disjoint_and_covering():
+    with tfds.testing.mock_data(num_examples=12):
+        src = load_source("cifar10", "train")
+        keys = [src[i]["image"].tobytes() for i in range(len(src))]
+        assert len(set(keys)) == 12 and src[3]["image"].tobytes() == keys[3]  # distinct, stable per index
+        seen = []
+        for host in range(2):
+            opts = grain.ShardOptions(shard_index=host, shard_count=2, drop_remainder=True)
+            batches = list(make_loader(src, batch_size=4, seed=3, num_epochs=1, shard_options=opts))
+            assert len(batches) == 3 and all(b["image"].shape == (2, 32, 32, 3) for b in batches)
+            seen.append({img.tobytes() for b in batches for img in b["image"]})
+    assert len(seen[0]) == len(seen[1]) == 6
+    assert not seen[0] & seen[1]
+    assert seen[0] | seen[1] == set(keys)

@@ -12,6 +12,14 @@ alpha dropped); ``label`` int32 ``[]``; ``boxes`` float32 ``[M, 4]`` as ``[x1, y
 pixels in the continuous frame of :mod:`vai_jax.ops.coords` (tfds stores boxes as normalised
 ``[ymin, xmin, ymax, xmax]``: ``x1 = xmin·W``, ``y1 = ymin·H``, ...); ``classes`` int32 ``[M]``
 (tfds label ids, already contiguous); ``valid`` bool ``[M]``; ``difficult``/``crowd`` bool ``[M]``.
+
+Testing without data or TensorFlow: ``with tfds.testing.mock_data(num_examples=n):`` makes
+``load_source`` return tfds' random records (default ``MockPolicy.AUTO``, which resolves to
+``USE_CODE`` when no metadata is shipped). Its generator draws every ``objects`` sequence with an
+independent length, so detection data sets (``voc``) get records whose ``bbox`` and ``label``
+lengths disagree (``normalise_detection`` rejects them); pass
+``mock_data(as_data_source_fn=lambda self, split, **kw: records)`` with records in the tfds
+layout instead (see tests/data/test_sources.py).
 """
 from __future__ import annotations
 
