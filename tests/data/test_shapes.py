@@ -432,3 +432,11 @@ def test_grain_data_loader():
     assert len(batches) == 2
     assert batches[1]["image"].shape == (6, 32, 32, 3)
     np.testing.assert_array_equal(batches[1]["label"], ds.get_batch(range(6, 12))["label"])
+
+
+def test_classification_images_equal_keypoints_task_images():
+    """Both single-object tasks draw the same scenes; the classification path renders only the image."""
+    cls = ShapesDataset("classification", num_examples=8, image_size=40, seed=5).get_batch(range(8))
+    kp = ShapesDataset("keypoints", num_examples=8, image_size=40, seed=5).get_batch(range(8))
+    np.testing.assert_array_equal(cls["image"], kp["image"])
+    np.testing.assert_array_equal(cls["label"], kp["classes"][:, 0])

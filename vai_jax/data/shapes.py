@@ -12,7 +12,7 @@ is in an object's mask when its centre lies inside the shape.
 
 Tasks and record keys (``M = max_objects``, ``K = NUM_KEYPOINTS = 6``)::
 
-  "classification"  one large object, fully inside the frame
+  "classification"  one large object, fully inside the frame (the same scenes as "keypoints")
       image      uint8  [H, W, 3]
       label      int32  []           class id in [0, NUM_CLASSES)
   "keypoints"       one large object, fully inside the frame (M = 1)
@@ -192,9 +192,10 @@ class ShapesDataset:
         scene = shapes_render.empty_scene(len(idx), self.max_objects, self.height, self.width)
         for row, i in enumerate(idx):
             self._sample_into(scene, row, i)
-        out = shapes_render.render_scene(scene, min_visible_pixels=self.min_visible_pixels)
         if self.task == "classification":
+            out = shapes_render.render_scene(scene, min_visible_pixels=self.min_visible_pixels, image_only=True)
             return {"image": out["image"], "label": scene.classes[:, 0].astype(np.int32)}
+        out = shapes_render.render_scene(scene, min_visible_pixels=self.min_visible_pixels)
         out["label"] = out["classes"][:, 0].copy()
         return out
 

@@ -202,7 +202,7 @@ def _background(scene: Scene, h: int, w: int, offset: np.ndarray) -> np.ndarray:
     return c0[:, :, None, None] + dc[:, :, None, None] * t[:, None]
 
 
-def render_scene(scene: Scene, *, min_visible_pixels: int = 1) -> dict:
+def render_scene(scene: Scene, *, min_visible_pixels: int = 1, image_only: bool = False) -> dict:
     """Render a batch of scenes.
 
     Objects are drawn in slot order, later ones over earlier ones. An object with fewer than
@@ -214,6 +214,7 @@ def render_scene(scene: Scene, *, min_visible_pixels: int = 1) -> dict:
     Args:
       scene: :class:`Scene` with ``B`` scenes, ``M`` slots, images ``H x W``.
       min_visible_pixels: int >= 0.
+      image_only: return only "image" (and "semantic"), skipping keypoints and boxes.
 
     Returns:
       dict of NumPy arrays (frame: pixel (i, j) covers [j, j+1) x [i, i+1)):
@@ -280,6 +281,8 @@ def render_scene(scene: Scene, *, min_visible_pixels: int = 1) -> dict:
     np.clip(img, 0.0, 255.0, out=img)
     planes = img.astype(np.uint8)
     image = np.stack([planes[:, 0], planes[:, 1], planes[:, 2]], -1)
+    if image_only:
+        return {"image": image, "semantic": semantic}
 
     # Keypoints with visibility.
     xy = keypoint_positions(scene)
