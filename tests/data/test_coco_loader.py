@@ -151,3 +151,21 @@ def test_missing_paths_and_bad_files(tmp_path, coco):
     src = CocoSource(ann_file, img_dir)
     with pytest.raises(FileNotFoundError, match="img_30.png"):
         src[2]
+
+
+def test_shapes_export_round_trip(tmp_path):
+    """ShapesDataset -> data.coco_export (keypoints unshifted) -> CocoSource(keypoint_offset=0)."""
+    shapes = pytest.importorskip("vai_jax.data.shapes")
+    coco_export = pytest.importorskip("vai_jax.data.coco_export")
+    ds = shapes.ShapesDataset("multi_keypoints", split="train", num_examples=3, image_size=32)
+    ann = coco_export.export_coco(ds, str(tmp_path / "ann.json"), image_dir=str(tmp_path / "img"), progress=False)
+    src = CocoSource(ann, tmp_path / "img", keypoint_offset=0.0)
+    assert len(src) == 3
+    for i in range(3):
+        want, got = ds[i], src[i]
+        n = int(want["valid"].sum())
+        np.testing.assert_array_equal(got["image"], want["image"])
+        np.testing.assert_array_equal(got["classes"], want["classes"][:n])
+        np.testing.assert_allclose(got["boxes"], want["boxes"][:n], atol=1e-4)
+        np.testing.assert_array_equal(got["masks"], want["masks"][:n])
+        np.testing.assert_allclose(got["keypoints"], want["keypoints"][:n], atol=1e-4)
