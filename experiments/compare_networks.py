@@ -44,7 +44,7 @@ from vai_jax.analysis import summarize
 from vai_jax.backbones import create_model
 
 DEFAULT_MODELS = ("alexnet,vgg16,googlenet,inception_v3,resnet50,densenet121,mobilenet_v1,"
-                  "squeezenet1_0,shufflenet_v2_x1_0")
+                  "squeezenet1_0,shufflenet_v1")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for comparison.{md,json,png}.", required=True)

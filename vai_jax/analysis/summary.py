@@ -18,7 +18,10 @@ torchvision's "GFLOPS" column, which is really GMACs: ResNet-50 at 224 × 224 is
   bias, ...). BatchNorm running statistics are state, not parameters, and are not counted.
 
 Everything runs under :func:`jax.eval_shape`, so even VGG or ResNet-152 at 224 × 224 allocates
-no parameter or activation memory.
+no parameter or activation memory. Parameters are those ``init`` creates; layer calls are
+recorded (with ``flax.linen.intercept_methods``) while tracing ``apply`` with the same keyword
+arguments, so a branch that only runs in training (auxiliary classifiers with ``train=False``)
+contributes its parameters but no MACs.
 """
 from __future__ import annotations
 
@@ -284,8 +287,14 @@ def summarize(model: nn.Module, input_shape: Sequence[int], *, input_dtype=jnp.f
     input_shape = tuple(int(d) for d in input_shape)
     calls: list[_Call] = []
     outputs: dict[str, tuple[str, Shape | None, Shape | None]] = {}
+    init_order: dict[tuple[str, ...], tuple[int, str]] = {}
 
-    def interceptor(next_fun, args, kwargs, context):
+    def record_init(next_fun, args, kwargs, context):
+        path = tuple(context.module.path)
+        init_order.setdefault(path, (len(init_order), type(context.module).__name__))
+        return next_fun(*args, **kwargs)
+
+    def record_apply(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
         if context.method_name != "__call__":
             return out
@@ -301,18 +310,28 @@ def summarize(model: nn.Module, input_shape: Sequence[int], *, input_dtype=jnp.f
         calls.append(_Call(path, module, in_shape, out_shape, kernel_shape, macs))
         return out
 
-    def init(x):
-        key = jax.random.key(0)
-        with nn.intercept_methods(interceptor):
-            return model.init({"params": key, "dropout": key}, x, **call_kwargs)
+    key = jax.random.key(0)
+    rngs = {"params": key, "dropout": key}
 
-    variables = jax.eval_shape(init, jax.ShapeDtypeStruct(input_shape, input_dtype))
+    def init(x):
+        with nn.intercept_methods(record_init):
+            return model.init(rngs, x, **call_kwargs)
+
+    def apply(variables, x):
+        with nn.intercept_methods(record_apply):
+            return model.apply(variables, x, rngs=rngs, mutable=True, **call_kwargs)
+
+    # Parameters come from ``init``; the counted calls from ``apply``, so that branches built
+    # only at initialisation (e.g. auxiliary classifiers with ``train=False``) add no MACs.
+    x = jax.ShapeDtypeStruct(input_shape, input_dtype)
+    variables = jax.eval_shape(init, x)
+    jax.eval_shape(apply, variables, x)
     params = variables.get("params", {})
 
     # Parameters owned directly by each module path (leaf key = parameter name).
     owned: dict[tuple[str, ...], int] = {}
-    for key, leaf in traverse_util.flatten_dict(nn.meta.unbox(dict(params))).items():
-        owned[key[:-1]] = owned.get(key[:-1], 0) + math.prod(leaf.shape)
+    for name, leaf in traverse_util.flatten_dict(nn.meta.unbox(dict(params))).items():
+        owned[name[:-1]] = owned.get(name[:-1], 0) + math.prod(leaf.shape)
 
     batch = input_shape[0]
     rows: list[LayerRow] = []
@@ -328,10 +347,15 @@ def summarize(model: nn.Module, input_shape: Sequence[int], *, input_dtype=jnp.f
         rows.append(LayerRow("/".join(c.path), type(c.module).__name__, c.in_shape, c.out_shape,
                              c.kernel_shape, int(getattr(c.module, "feature_group_count", 1)),
                              owned.get(c.path, 0), c.macs_batch // batch))
-    # Parameter owners that were never called (created in setup only, or the top module).
+    # Parameter owners not called by ``apply`` (built only at init, or declared in setup).
     for path, n in owned.items():
         if path not in index:
-            kind = outputs.get("/".join(path), ("params",))[0]
+            index[path] = len(rows)
+            kind = init_order.get(path, (0, "params"))[1]
             rows.append(LayerRow("/".join(path), kind, None, None, None, 1, n, 0))
+    for path, (_, kind) in init_order.items():  # kinds of groups never called by apply
+        outputs.setdefault("/".join(path), (kind, None, None))
+    rows.sort(key=lambda r: init_order.get(tuple(r.name.split("/")) if r.name else (),
+                                           (len(init_order),))[0])
     return Summary(rows=tuple(rows), params=count_params(params),
                    macs=sum(r.macs for r in rows), input_shape=input_shape, _outputs=outputs)
