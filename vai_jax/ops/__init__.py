@@ -22,3 +22,27 @@ from vai_jax.ops.keypoints import (
     spatial_softmax,
 )
 from vai_jax.ops.paf import group_keypoints, limb_dots, limb_score, part_affinity_fields
+from vai_jax.ops.boxes import (
+    box_area,
+    box_cxcywh_to_xyxy,
+    box_iou,
+    box_xywh_to_xyxy,
+    box_xyxy_to_cxcywh,
+    box_xyxy_to_xywh,
+    clip_boxes,
+    decode_boxes,
+    encode_boxes,
+    generalized_box_iou,
+    paired_box_iou,
+    paired_generalized_box_iou,
+    valid_box_mask,
+)
+from vai_jax.ops.anchors import cell_anchors, grid_anchors, level_anchors, multilevel_anchors
+from vai_jax.ops.nms import batched_nms, nms
+from vai_jax.ops.roi import (
+    fpn_levels,
+    multilevel_roi_align,
+    roi_align,
+    roi_align_batched,
+    roi_pool,
+)

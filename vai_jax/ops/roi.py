@@ -1,0 +1,506 @@
+"""RoIAlign and RoIPool on NHWC features, value-exact with torchvision's compiled kernels.
+
+Frames: ``features`` are ``[B, H, W, C]``; ``boxes`` are ``[x1, y1, x2, y2]`` in input-image
+pixels and ``spatial_scale`` (feature cells per input pixel, e.g. 1/16) maps them onto the
+feature grid. With ``aligned=True`` the box is shifted by -0.5 cell, so that continuous
+coordinate ``u`` on the feature grid samples between cell centres exactly as the pixel frame of
+:mod:`vai_jax.ops.coords` prescribes (cell ``j`` covers ``[j, j+1)``, centre ``j + 0.5``).
+``aligned=False`` is the legacy Mask R-CNN / torchvision default (no shift, RoI sides at least
+one cell).
+
+RoIAlign formulation (chosen by measurement, see ``experiments/bench_ops.py``): bilinear
+sampling on a grid is separable, and so are torchvision's boundary rules (a sample outside
+``[-1, H] x [-1, W]`` contributes 0, coordinates are clamped to ``[0, H-1]``), and the average
+over the ``gh x gw`` samples of a bin. Each RoI therefore gets two small interpolation
+matrices ``Wy [oh, H]`` and ``Wx [ow, W]`` (sample average folded in) and
+``out = Wy @ F @ Wx^T`` is computed as two matrix products. The matrices are built in closed
+form: the samples of a bin form an arithmetic progression, so the weight of each feature row is
+a count and an arithmetic sum over the samples falling in each unit interval. This is exact
+for *any* number of samples per bin, in particular for adaptive sampling
+(``sampling_ratio <= 0``: ``ceil(roi_size / output_size)`` samples, unbounded for huge boxes)
+with static shapes and no ``max_sampling`` bound; the cost does not grow with the sample count.
+The gradient with respect to ``features`` is the transpose of these sampling matrices (plain
+autodiff of the two matrix products). The gradient with respect to ``boxes`` is the true
+derivative of the output with respect to the box coordinates wherever it exists (the sample
+counts and the in/out-of-map decisions are piecewise constant and carry no gradient);
+torchvision returns none. Wrap boxes in ``jax.lax.stop_gradient`` (as two-stage detectors do for
+proposals) to cut it.
+
+RoIPool: torchvision's quantisation (``std::round`` of the scaled corners, half away from zero;
+``+1`` sizes; bin ``p`` spans ``[floor(p * bin), ceil((p + 1) * bin))`` clipped to the map;
+empty bins give 0). The per-bin maxima come from a 2-D sparse table of maxima over power-of-two
+windows, so each bin is four gathers whatever its size. The table costs
+``floor(log2 H + 1) * floor(log2 W + 1)`` copies of the features in memory.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from vai_jax._validation import check_array, is_concrete
+from vai_jax.ops._ieee import div_rn
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _output_size(output_size) -> tuple[int, int]:
+    if isinstance(output_size, int):
+        output_size = (output_size, output_size)
+    try:
+        oh, ow = (int(s) for s in output_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"output_size must be an int or an (oh, ow) pair; got {output_size!r}") from None
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"output_size must be positive; got {output_size!r}")
+    return oh, ow
+
+
+def _check_scale(spatial_scale) -> None:
+    if is_concrete(spatial_scale):
+        v = float(spatial_scale)
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"spatial_scale must be finite and > 0; got {spatial_scale!r}")
+
+
+def _check_box_values(boxes, name: str) -> None:
+    """Concrete boxes: finite and x2 >= x1, y2 >= y1 (equal is allowed: degenerate boxes)."""
+    if not is_concrete(boxes):
+        return
+    b = np.asarray(boxes)
+    if not np.all(np.isfinite(b)):
+        raise ValueError(f"{name} must be finite; found {int(np.sum(~np.isfinite(b)))} NaN/inf value(s)")
+    bad = (b[..., 2] < b[..., 0]) | (b[..., 3] < b[..., 1])
+    if np.any(bad):
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} must be [x1, y1, x2, y2] with x2 >= x1 and y2 >= y1; "
+            f"{int(bad.sum())} box(es) violate this, first at index {first}"
+        )
+
+
+def _check_roi_inputs(features, boxes, box_indices):
+    features = check_array(features, "features", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+    boxes = check_array(boxes, "boxes", ndim=2, last_dim=4, kind="floating", shape_hint="[K, 4]")
+    box_indices = check_array(box_indices, "box_indices", ndim=1, kind="integer", shape_hint="[K]")
+    if box_indices.shape[0] != boxes.shape[0]:
+        raise ValueError(
+            f"box_indices must have shape [K]=[{boxes.shape[0]}] to match boxes; "
+            f"got {tuple(box_indices.shape)}"
+        )
+    _check_box_values(boxes, "boxes")
+    if is_concrete(box_indices) and box_indices.shape[0]:
+        bi = np.asarray(box_indices)
+        nb = features.shape[0]
+        if bi.min() < 0 or bi.max() >= nb:
+            raise ValueError(
+                f"box_indices must lie in [0, B-1]=[0, {nb - 1}] (B from features); "
+                f"got values in [{int(bi.min())}, {int(bi.max())}]"
+            )
+    return features, boxes, box_indices
+
+
+# ----------------------------------------------------------------------------- RoIAlign
+
+
+def _count_below(x, a, step, n, inclusive: bool):
+    """Number of samples ``a + (k + 0.5) * step`` (k < n, step >= 0) that are ``< x`` (``<= x``)."""
+    pos = step > 0
+    t = (x - a) / jnp.where(pos, step, 1) - 0.5
+    c = jnp.floor(t) + 1 if inclusive else jnp.ceil(t)
+    at_point = (a <= x) if inclusive else (a < x)
+    return jnp.where(pos, jnp.clip(c, 0, n), jnp.where(at_point, n, 0))
+
+
+def _axis_weights(lo, hi, pooled: int, size: int, sampling_ratio: int, aligned: bool, scale):
+    """Closed-form RoIAlign interpolation matrix along one axis.
+
+    Args:
+      lo, hi: ``[K]`` box start / end in input pixels along this axis.
+      pooled: output bins. size: feature length. scale: spatial scale.
+
+    Returns:
+      ``(weights [K, pooled, size], n [K])`` where weights already include the ``1 / n`` sample
+      average and ``n`` is the number of samples per bin along this axis (0 for none).
+    """
+    dtype = lo.dtype
+    off = jnp.asarray(0.5 if aligned else 0.0, dtype)
+    start = lo * scale - off
+    end = hi * scale - off
+    length = end - start
+    if not aligned:
+        length = jnp.maximum(length, 1)
+    bin_size = div_rn(length, jnp.asarray(pooled, dtype))  # IEEE, as the C++ kernel
+    if sampling_ratio > 0:
+        n = jnp.full_like(start, float(sampling_ratio))
+    else:
+        n = lax.stop_gradient(jnp.maximum(jnp.ceil(bin_size), 0))
+    n_safe = jnp.maximum(n, 1)
+    a = start[:, None] + jnp.arange(pooled, dtype=dtype)[None, :] * bin_size[:, None]  # [K, P]
+    step = (bin_size / n_safe)[:, None]
+    n2 = n[:, None]
+    flip = step < 0  # negative sizes with a fixed sampling ratio: same points, reversed
+    a = jnp.where(flip, a + n2 * step, a)
+    step = jnp.abs(step)
+    a3, s3, n3 = a[..., None], step[..., None], n2[..., None]
+    sa3, ss3 = lax.stop_gradient(a3), lax.stop_gradient(s3)
+
+    grid = jnp.arange(size, dtype=dtype)  # unit-interval boundaries 0 .. size-1
+    below = lax.stop_gradient(_count_below(grid, sa3, ss3, n3, False))  # [K, P, size]
+    below_m1 = lax.stop_gradient(_count_below(jnp.asarray(-1, dtype), sa3, ss3, n3, False))
+    upto_end = lax.stop_gradient(_count_below(jnp.asarray(size, dtype), sa3, ss3, n3, True))
+    # Unit intervals [j, j+1), j = 0 .. size-2: count c_j and sum of (y - j) over their samples.
+    k0 = below[..., :-1]
+    c = below[..., 1:] - k0
+    first = a3 + (k0 + 0.5) * s3 - grid[:-1]
+    s = c * first + s3 * c * (c - 1) / 2
+    s = jnp.where(c > 0, s, 0)
+    count_a = below[..., :1] - below_m1  # samples in [-1, 0): all on row 0
+    count_c = upto_end - below[..., -1:]  # samples in [size-1, size]: all on the last row
+    zero = jnp.zeros_like(count_a)
+    left = jnp.concatenate([zero, s], axis=-1)  # from interval [h-1, h): y - (h-1)
+    right = jnp.concatenate([c - s, zero], axis=-1)  # from interval [h, h+1): (h+1) - y
+    edge = jnp.concatenate([count_a, jnp.zeros_like(grid[1:-1])[None, None, :] + zero, count_c], axis=-1)
+    if size == 1:
+        edge = count_a + count_c
+    w = (left + right + edge) / n_safe[:, None, None]
+    return w, n
+
+
+def _align_weights(boxes, oh, ow, h, w, spatial_scale, sampling_ratio, aligned):
+    scale = jnp.asarray(spatial_scale, boxes.dtype)
+    wy, _ = _axis_weights(boxes[:, 1], boxes[:, 3], oh, h, sampling_ratio, aligned, scale)
+    wx, _ = _axis_weights(boxes[:, 0], boxes[:, 2], ow, w, sampling_ratio, aligned, scale)
+    return wy, wx
+
+
+def _apply_separable(features, wy, wx, box_indices):
+    """``out[k] = wy[k] @ features[box_indices[k]] @ wx[k]^T`` for every channel.
+
+    The image selection is folded into the first matrix product as a one-hot factor (an index
+    outside ``[0, B)`` selects nothing and gives zeros). The larger spatial axis is contracted
+    first so the second, per-RoI product is the cheaper one.
+    """
+    b = features.shape[0]
+    onehot = (box_indices[:, None] == jnp.arange(b)[None, :]).astype(features.dtype)  # [K, B]
+    if features.shape[2] >= features.shape[1]:
+        sel_x = jnp.einsum("kqw,kb->kqbw", wx, onehot)
+        t = jnp.einsum("kqbw,bhwc->kqhc", sel_x, features)
+        return jnp.einsum("kph,kqhc->kpqc", wy, t)
+    sel_y = jnp.einsum("kph,kb->kpbh", wy, onehot)
+    t = jnp.einsum("kpbh,bhwc->kpwc", sel_y, features)
+    return jnp.einsum("kqw,kpwc->kpqc", wx, t)
+
+
+def _check_sampling(sampling_ratio) -> int:
+    if not isinstance(sampling_ratio, (int, np.integer)):
+        raise TypeError(f"sampling_ratio must be a Python int; got {type(sampling_ratio).__name__}")
+    return int(sampling_ratio)
+
+
+def roi_align(
+    features: jax.Array,
+    boxes: jax.Array,
+    box_indices: jax.Array,
+    output_size,
+    *,
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = -1,
+    aligned: bool = True,
+) -> jax.Array:
+    """RoIAlign (He et al., 2017), value-exact with torchvision's compiled ``roi_align``.
+
+    Args:
+      features: ``[B, H, W, C]`` float feature maps.
+      boxes: ``[K, 4]`` float ``[x1, y1, x2, y2]`` in input-image pixels.
+      box_indices: ``[K]`` integer image index of each box, in ``[0, B)``.
+      output_size: ``oh`` or ``(oh, ow)``.
+      spatial_scale: feature cells per input pixel (1/stride); a Python float or traced scalar.
+      sampling_ratio: samples per bin along each axis when ``> 0``; ``<= 0`` uses torchvision's
+        adaptive ``ceil(roi_size / output_size)`` per axis and per RoI, computed exactly (no
+        static bound on the count is needed, see the module docstring).
+      aligned: shift boxes by -0.5 feature cell (pixel-frame correct, default); False is the
+        legacy behaviour (no shift, RoI sides clamped to >= 1 cell).
+
+    Returns:
+      ``[K, oh, ow, C]`` in the features' dtype. Bin ``(p, q)`` averages ``gh * gw`` bilinear
+      samples; samples outside ``[-1, H] x [-1, W]`` count as 0, samples in ``[-1, 0]`` or
+      ``[H-1, H]`` are clamped to the border cells; a bin without samples (an empty box with
+      adaptive sampling) gives 0.
+
+    Raises:
+      ValueError/TypeError: wrong ranks, dtypes or sizes, ``output_size`` or ``spatial_scale``
+      not positive; for concrete (non-traced) inputs also non-finite boxes, boxes with
+      ``x2 < x1`` or ``y2 < y1`` and ``box_indices`` outside ``[0, B)``.
+
+    Inside ``jax.jit`` (values unknown) nothing is raised and: a box with ``x2 < x1`` is computed
+    as torchvision does (with ``aligned=False`` its side is clamped to 1 cell; with
+    ``aligned=True`` adaptive sampling gives zeros and a fixed ratio samples the reversed span);
+    a box index outside ``[0, B)`` gives a zero output row; a NaN/inf coordinate gives NaN in
+    that RoI's output only.
+    """
+    features, boxes, box_indices = _check_roi_inputs(features, boxes, box_indices)
+    oh, ow = _output_size(output_size)
+    _check_scale(spatial_scale)
+    sampling_ratio = _check_sampling(sampling_ratio)
+    with jax.named_scope("roi_align"):
+        boxes = boxes.astype(features.dtype)
+        _, h, w, _ = features.shape
+        wy, wx = _align_weights(boxes, oh, ow, h, w, spatial_scale, sampling_ratio, aligned)
+        return _apply_separable(features, wy, wx, box_indices)
+
+
+def roi_align_batched(
+    features: jax.Array,
+    boxes: jax.Array,
+    output_size,
+    *,
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = -1,
+    aligned: bool = True,
+) -> jax.Array:
+    """RoIAlign over padded per-image boxes, the layout of detection heads.
+
+    Args:
+      features: ``[B, H, W, C]``. boxes: ``[B, R, 4]`` xyxy input pixels; box ``(b, r)`` is read
+        from image ``b``. Padding rows may hold any finite box (e.g. zeros) and are masked by
+        the caller.
+      output_size, spatial_scale, sampling_ratio, aligned: as :func:`roi_align`.
+
+    Returns:
+      ``[B, R, oh, ow, C]``, equal to ``roi_align`` on the flattened boxes with
+      ``box_indices = repeat(arange(B), R)``, computed as per-image matrix products (no image
+      selection factor, so about ``B`` times less work than the flat form).
+    """
+    features = check_array(features, "features", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+    boxes = check_array(boxes, "boxes", ndim=3, last_dim=4, kind="floating", shape_hint="[B, R, 4]")
+    if boxes.shape[0] != features.shape[0]:
+        raise ValueError(
+            f"boxes must have shape [B, R, 4] with B={features.shape[0]} from features; "
+            f"got {tuple(boxes.shape)}"
+        )
+    _check_box_values(boxes, "boxes")
+    oh, ow = _output_size(output_size)
+    _check_scale(spatial_scale)
+    sampling_ratio = _check_sampling(sampling_ratio)
+    with jax.named_scope("roi_align_batched"):
+        b, r = boxes.shape[:2]
+        _, h, w, _ = features.shape
+        flat = boxes.reshape(b * r, 4).astype(features.dtype)
+        wy, wx = _align_weights(flat, oh, ow, h, w, spatial_scale, sampling_ratio, aligned)
+        wy = wy.reshape(b, r, oh, h)
+        wx = wx.reshape(b, r, ow, w)
+        if w >= h:
+            t = jnp.einsum("brqw,bhwc->brqhc", wx, features)
+            return jnp.einsum("brph,brqhc->brpqc", wy, t)
+        t = jnp.einsum("brph,bhwc->brpwc", wy, features)
+        return jnp.einsum("brqw,brpwc->brpqc", wx, t)
+
+
+def fpn_levels(
+    boxes: jax.Array,
+    *,
+    min_level: int,
+    max_level: int,
+    canonical_scale: float = 224.0,
+    canonical_level: int = 4,
+    eps: float = 1e-6,
+) -> jax.Array:
+    """FPN level of each box (Lin et al., 2017, eq. 1), torchvision's ``LevelMapper``.
+
+    ``floor(canonical_level + log2(sqrt(area) / canonical_scale) + eps)`` clamped to
+    ``[min_level, max_level]``, returned relative to ``min_level``.
+
+    Args:
+      boxes: ``[K, 4]`` xyxy input pixels. min_level, max_level: e.g. 2 and 5 for P2-P5.
+
+    Returns:
+      ``[K]`` int32 in ``[0, max_level - min_level]``.
+    """
+    boxes = check_array(boxes, "boxes", ndim=2, last_dim=4, kind="floating", shape_hint="[K, 4]")
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    s = jnp.sqrt(area)
+    lvl = jnp.floor(canonical_level + jnp.log2(s / canonical_scale) + eps)
+    lvl = jnp.clip(lvl, min_level, max_level)
+    return (lvl - min_level).astype(jnp.int32)
+
+
+def multilevel_roi_align(
+    features: Sequence[jax.Array],
+    boxes: jax.Array,
+    box_indices: jax.Array,
+    output_size,
+    *,
+    spatial_scales: Sequence[float],
+    sampling_ratio: int = -1,
+    aligned: bool = True,
+    canonical_scale: float = 224.0,
+    canonical_level: int = 4,
+    eps: float = 1e-6,
+) -> jax.Array:
+    """RoIAlign on an FPN pyramid, each box on its :func:`fpn_levels` level
+    (torchvision ``MultiScaleRoIAlign``, which uses ``aligned=False``).
+
+    Args:
+      features: ``L`` maps ``[B, H_l, W_l, C]``, finest first.
+      boxes: ``[K, 4]`` xyxy input pixels. box_indices: ``[K]`` image indices.
+      output_size: ``oh`` or ``(oh, ow)``.
+      spatial_scales: per level, powers of two (e.g. ``(1/4, 1/8, 1/16, 1/32)``); the level
+        range is ``-log2(scale)``.
+      sampling_ratio, aligned: as :func:`roi_align`.
+      canonical_scale, canonical_level, eps: the level mapping's constants.
+
+    Returns:
+      ``[K, oh, ow, C]``. With static shapes every level is evaluated for all boxes with the
+      interpolation matrices of boxes from other levels zeroed; the cost is that of
+      :func:`roi_align` summed over levels (about 4/3 of the finest level).
+    """
+    if len(features) == 0 or len(features) != len(spatial_scales):
+        raise ValueError(
+            f"features and spatial_scales must be non-empty with one entry per level; "
+            f"got {len(features)} and {len(spatial_scales)}"
+        )
+    levels_f = [-math.log2(float(s)) for s in spatial_scales]
+    for s, lf in zip(spatial_scales, levels_f):
+        if abs(lf - round(lf)) > 1e-6:
+            raise ValueError(f"spatial_scales must be powers of two; got {s!r}")
+    k_min, k_max = int(round(levels_f[0])), int(round(levels_f[-1]))
+    if k_max - k_min + 1 != len(features):
+        raise ValueError(f"spatial_scales must be consecutive powers of two; got {tuple(spatial_scales)}")
+    oh, ow = _output_size(output_size)
+    sampling_ratio = _check_sampling(sampling_ratio)
+    feats = []
+    for i, f in enumerate(features):
+        f, boxes, box_indices = _check_roi_inputs(f, boxes, box_indices)
+        if f.shape[0] != features[0].shape[0] or f.shape[3] != features[0].shape[3]:
+            raise ValueError(
+                f"features[{i}] must share B and C with features[0] {tuple(features[0].shape)}; "
+                f"got {tuple(f.shape)}"
+            )
+        feats.append(f)
+    with jax.named_scope("multilevel_roi_align"):
+        boxes = boxes.astype(feats[0].dtype)
+        lvl = fpn_levels(
+            boxes,
+            min_level=k_min,
+            max_level=k_max,
+            canonical_scale=canonical_scale,
+            canonical_level=canonical_level,
+            eps=eps,
+        )
+        out = None
+        for i, (f, s) in enumerate(zip(feats, spatial_scales)):
+            _, h, w, _ = f.shape
+            wy, wx = _align_weights(boxes, oh, ow, h, w, s, sampling_ratio, aligned)
+            wy = wy * (lvl == i).astype(wy.dtype)[:, None, None]
+            o = _apply_separable(f, wy, wx, box_indices)
+            out = o if out is None else out + o
+        return out
+
+
+# ----------------------------------------------------------------------------- RoIPool
+
+
+def _round_half_away(x):
+    """C ``std::round``: halves away from zero (``jnp.round`` rounds halves to even)."""
+    return jnp.sign(x) * jnp.floor(jnp.abs(x) + 0.5)
+
+
+def _pool_bounds(lo, hi, pooled: int, size: int, scale):
+    """Integer bin bounds ``[start, end)`` ``[K, P]`` of torchvision's RoIPool along one axis."""
+    rs = _round_half_away(lo * scale)
+    re = _round_half_away(hi * scale)
+    length = jnp.maximum(re - rs + 1, 1)
+    bin_size = div_rn(length, jnp.asarray(pooled, lo.dtype))  # IEEE, as the C++ kernel
+    p = jnp.arange(pooled, dtype=lo.dtype)[None, :]
+    start = jnp.floor(p * bin_size[:, None]) + rs[:, None]
+    end = jnp.ceil((p + 1) * bin_size[:, None]) + rs[:, None]
+    start = jnp.clip(start, 0, size).astype(jnp.int32)
+    end = jnp.clip(end, 0, size).astype(jnp.int32)
+    return start, end
+
+
+def _sparse_table(features):
+    """``table[i, j, b, y, x] = max(features[b, y:y+2**i, x:x+2**j])`` (-inf past the edges)."""
+    _, h, w, _ = features.shape
+    neg = jnp.asarray(-jnp.inf, features.dtype)
+    nh, nw = int(math.log2(h)) + 1, int(math.log2(w)) + 1
+
+    def shift(x, d, axis):
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (0, d)
+        xp = jnp.pad(x, pad, constant_values=neg)
+        return lax.slice_in_dim(xp, d, d + x.shape[axis], axis=axis)
+
+    cols = [features]
+    for j in range(1, nw):
+        prev = cols[-1]
+        cols.append(jnp.maximum(prev, shift(prev, 2 ** (j - 1), 2)))
+    rows = [jnp.stack(cols)]  # [nw, B, H, W, C]
+    for i in range(1, nh):
+        prev = rows[-1]
+        rows.append(jnp.maximum(prev, shift(prev, 2 ** (i - 1), 2)))
+    return jnp.stack(rows)  # [nh, nw, B, H, W, C]
+
+
+def _floor_log2(n):
+    """floor(log2(n)) for int32 n >= 1 (exact, via the bit length)."""
+    return (31 - lax.clz(n.astype(jnp.int32))).astype(jnp.int32)
+
+
+def roi_pool(
+    features: jax.Array,
+    boxes: jax.Array,
+    box_indices: jax.Array,
+    output_size,
+    *,
+    spatial_scale: float = 1.0,
+) -> jax.Array:
+    """RoIPool (Girshick, 2015), value-exact with torchvision's compiled ``roi_pool``.
+
+    Args:
+      features: ``[B, H, W, C]`` float. boxes: ``[K, 4]`` xyxy input pixels.
+      box_indices: ``[K]`` integer image index per box. output_size: ``oh`` or ``(oh, ow)``.
+      spatial_scale: feature cells per input pixel.
+
+    Returns:
+      ``[K, oh, ow, C]``: the maximum of each bin; 0 for a bin that is empty after clipping to
+      the map. Gradient: to the maximal element of each bin (torchvision's argmax); if several
+      elements of a bin tie for the maximum (e.g. ReLU zeros) the gradient is shared among them
+      (it still sums to the same total), where torchvision gives it all to the first one.
+
+    Raises:
+      As :func:`roi_align`. Under ``jax.jit``: ``x2 < x1`` follows torchvision's rule (side
+      ``max(x2 - x1 + 1, 1)``), an index outside ``[0, B)`` reads the clamped image, non-finite
+      coordinates give undefined bins.
+    """
+    features, boxes, box_indices = _check_roi_inputs(features, boxes, box_indices)
+    oh, ow = _output_size(output_size)
+    _check_scale(spatial_scale)
+    with jax.named_scope("roi_pool"):
+        boxes = boxes.astype(features.dtype)
+        nb, h, w, _ = features.shape
+        scale = jnp.asarray(spatial_scale, boxes.dtype)
+        ys, ye = _pool_bounds(boxes[:, 1], boxes[:, 3], oh, h, scale)  # [K, oh]
+        xs, xe = _pool_bounds(boxes[:, 0], boxes[:, 2], ow, w, scale)  # [K, ow]
+        empty = (ye <= ys)[:, :, None] | (xe <= xs)[:, None, :]  # [K, oh, ow]
+        lh = _floor_log2(jnp.maximum(ye - ys, 1))
+        lw = _floor_log2(jnp.maximum(xe - xs, 1))
+        y_hi = jnp.maximum(ye - (1 << lh), 0)
+        x_hi = jnp.maximum(xe - (1 << lw), 0)
+        table = _sparse_table(features)
+        b = jnp.clip(box_indices, 0, nb - 1)[:, None, None]
+        ys_c, y_hi_c = jnp.minimum(ys, h - 1), jnp.minimum(y_hi, h - 1)
+        xs_c, x_hi_c = jnp.minimum(xs, w - 1), jnp.minimum(x_hi, w - 1)
+        lh3, lw3 = lh[:, :, None], lw[:, None, :]
+        vals = [
+            table[lh3, lw3, b, yy[:, :, None], xx[:, None, :]]
+            for yy in (ys_c, y_hi_c)
+            for xx in (xs_c, x_hi_c)
+        ]
+        m = jnp.maximum(jnp.maximum(vals[0], vals[1]), jnp.maximum(vals[2], vals[3]))
+        return jnp.where(empty[..., None], jnp.zeros((), features.dtype), m)
