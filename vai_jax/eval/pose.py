@@ -1,0 +1,169 @@
+"""2D keypoint metrics: mean pixel error, PCK@α, and COCO keypoint AP (OKS) via pycocotools.
+
+Coordinates are ``(x, y)`` image pixels in the frame of :mod:`vai_jax.ops.coords`. Metrics run
+on host NumPy values (after training / inference), not inside ``jit``.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+
+import numpy as np
+
+# The 17 COCO person keypoint OKS constants (pycocotools' default ``kpt_oks_sigmas``).
+COCO_PERSON_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07,
+                               1.07, .87, .87, .89, .89]) / 10.0
+
+COCO_KEYPOINT_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+
+
+def _split(predictions, targets, visible):
+    p = np.asarray(predictions, np.float64)
+    t = np.asarray(targets, np.float64)
+    if p.ndim < 2 or p.shape[-1] not in (2, 3):
+        raise ValueError(f"predictions must have shape [..., K, 2]; got {p.shape}")
+    if t.ndim < 2 or t.shape[-1] not in (2, 3) or t.shape[:-1] != p.shape[:-1]:
+        raise ValueError(f"targets must have shape {p.shape[:-1] + (3,)} (or (..., 2) with "
+                         f"`visible`); got {t.shape}")
+    if visible is None:
+        if t.shape[-1] != 3:
+            raise ValueError("visible is required when targets have no visibility column")
+        visible = t[..., 2] > 0
+    visible = np.asarray(visible, bool)
+    if visible.shape != p.shape[:-1]:
+        raise ValueError(f"visible must have shape {p.shape[:-1]}; got {visible.shape}")
+    if not np.all(np.isfinite(p[..., :2])):
+        raise ValueError("predictions must be finite")
+    return p[..., :2], t[..., :2], visible
+
+
+def keypoint_distances(predictions, targets):
+    """Euclidean distance per keypoint: ``[..., K, ≥2]`` × 2 → float64 ``[..., K]``."""
+    p = np.asarray(predictions, np.float64)[..., :2]
+    t = np.asarray(targets, np.float64)[..., :2]
+    return np.sqrt(np.sum((p - t) ** 2, axis=-1))
+
+
+def mean_pixel_error(predictions, targets, visible=None):
+    """Mean Euclidean distance in pixels over the visible keypoints.
+
+    Args:
+      predictions: ``[..., K, 2]``.
+      targets: keypoints ``[..., K, 3]`` (visible where ``v > 0``) or ``[..., K, 2]`` with
+        ``visible``.
+      visible: optional bool ``[..., K]`` overriding the visibility column.
+
+    Returns:
+      float. Raises ValueError when no keypoint is visible (the mean is undefined).
+    """
+    p, t, vis = _split(predictions, targets, visible)
+    if not vis.any():
+        raise ValueError("mean_pixel_error: no visible keypoint (all visibility 0)")
+    return float(keypoint_distances(p, t)[vis].mean())
+
+
+def pck(predictions, targets, *, alpha, reference, visible=None):
+    """Percentage of Correct Keypoints: the fraction of visible keypoints whose distance to the
+    target is at most ``alpha · reference``.
+
+    Args:
+      predictions, targets, visible: as :func:`mean_pixel_error`.
+      alpha: threshold as a fraction of the reference size (e.g. 0.05).
+      reference: per-example reference length in pixels, scalar or ``[...]`` (the leading axes
+        of ``targets``; e.g. the object box size, :func:`box_reference_size`).
+
+    Returns:
+      float in ``[0, 1]``. Raises ValueError when no keypoint is visible.
+    """
+    if not float(alpha) > 0:
+        raise ValueError(f"alpha must be > 0; got {alpha}")
+    p, t, vis = _split(predictions, targets, visible)
+    if not vis.any():
+        raise ValueError("pck: no visible keypoint (all visibility 0)")
+    ref = np.asarray(reference, np.float64)
+    if np.any(~np.isfinite(ref)) or np.any(ref <= 0):
+        raise ValueError("reference must be finite and > 0")
+    thr = float(alpha) * np.broadcast_to(ref[..., None] if ref.ndim else ref, vis.shape)
+    return float((keypoint_distances(p, t) <= thr)[vis].mean())
+
+
+def box_reference_size(boxes):
+    """``max(x2 − x1, y2 − y1)`` of ``[..., 4]`` boxes, the PCK reference length."""
+    b = np.asarray(boxes, np.float64)
+    return np.maximum(b[..., 2] - b[..., 0], b[..., 3] - b[..., 1])
+
+
+def to_coco_results(image_ids, keypoints, scores, category_ids=1):
+    """Predictions as a COCO keypoint results list.
+
+    Args:
+      image_ids: ``[N]`` ints. keypoints: ``[N, K, 2 or 3]`` (x, y image pixels; passed through
+        unchanged, so they must be in the same frame as the ground truth). scores: ``[N]``.
+      category_ids: int or ``[N]``.
+
+    Returns:
+      list of ``{"image_id", "category_id", "keypoints": [x1, y1, 1, ...], "score"}``.
+    """
+    kp = np.asarray(keypoints, np.float64)
+    n = len(kp)
+    cats = np.broadcast_to(np.asarray(category_ids), (n,))
+    out = []
+    for i in range(n):
+        flat = np.concatenate([kp[i, :, :2], np.ones((kp.shape[1], 1))], -1).reshape(-1)
+        out.append({"image_id": int(image_ids[i]), "category_id": int(cats[i]),
+                    "keypoints": [float(v) for v in flat], "score": float(scores[i])})
+    return out
+
+
+def coco_keypoint_ap(ground_truth, results, *, sigmas=None, verbose: bool = False):
+    """COCO keypoint AP/AR from Object Keypoint Similarity, computed by pycocotools.
+
+    Args:
+      ground_truth: a COCO-format dict (``images``, ``annotations`` with ``keypoints``,
+        ``num_keypoints``, ``area``, ``bbox``, ``iscrowd``; ``categories``), or a path to such a
+        JSON file.
+      results: COCO keypoint results (e.g. :func:`to_coco_results`).
+      sigmas: per-keypoint OKS constants ``[K]``; defaults to :data:`COCO_PERSON_SIGMAS`, and
+        is required when ``K != 17``.
+      verbose: print pycocotools' summary.
+
+    Returns:
+      dict with the keys of :data:`COCO_KEYPOINT_STATS` (floats; pycocotools reports ``-1``
+      where a statistic has no ground truth). With no results every statistic is 0.0.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if isinstance(ground_truth, (str, bytes)) or hasattr(ground_truth, "__fspath__"):
+        import json
+        with open(ground_truth) as f:
+            ground_truth = json.load(f)
+    anns = ground_truth.get("annotations", [])
+    num_kp = len(anns[0]["keypoints"]) // 3 if anns else 17
+    sig = COCO_PERSON_SIGMAS if sigmas is None else np.asarray(sigmas, np.float64)
+    if sig.shape != (num_kp,):
+        raise ValueError(f"sigmas must have shape ({num_kp},) (one per keypoint); got "
+                         f"{sig.shape}" + ("" if sigmas is not None else
+                                            " from the COCO default — pass sigmas"))
+    if not results:
+        return {k: 0.0 for k in COCO_KEYPOINT_STATS}
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        gt = COCO()
+        gt.dataset = copy.deepcopy(ground_truth)
+        gt.createIndex()
+        dt = gt.loadRes(copy.deepcopy(list(results)))
+        ev = COCOeval(gt, dt, iouType="keypoints")
+        ev.params.kpt_oks_sigmas = sig
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    if verbose:
+        print(sink.getvalue())
+    return {k: float(v) for k, v in zip(COCO_KEYPOINT_STATS, ev.stats)}
+
+
+__all__ = ["COCO_KEYPOINT_STATS", "COCO_PERSON_SIGMAS", "box_reference_size",
+           "coco_keypoint_ap", "keypoint_distances", "mean_pixel_error", "pck",
+           "to_coco_results"]
