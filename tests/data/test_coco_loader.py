@@ -154,12 +154,12 @@ def test_missing_paths_and_bad_files(tmp_path, coco):
 
 
 def test_shapes_export_round_trip(tmp_path):
-    """ShapesDataset -> data.coco_export (keypoints unshifted) -> CocoSource(keypoint_offset=0)."""
+    """ShapesDataset -> data.coco_export (COCO pixel-index keypoints) -> CocoSource (default +0.5)."""
     shapes = pytest.importorskip("vai_jax.data.shapes")
     coco_export = pytest.importorskip("vai_jax.data.coco_export")
     ds = shapes.ShapesDataset("multi_keypoints", split="train", num_examples=3, image_size=32)
     ann = coco_export.export_coco(ds, str(tmp_path / "ann.json"), image_dir=str(tmp_path / "img"), progress=False)
-    src = CocoSource(ann, tmp_path / "img", keypoint_offset=0.0)
+    src = CocoSource(ann, tmp_path / "img")
     assert len(src) == 3
     for i in range(3):
         want, got = ds[i], src[i]

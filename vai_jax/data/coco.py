@@ -13,8 +13,8 @@ by id) in the project convention (see :mod:`vai_jax.data.pipeline`), read with p
 - ``keypoints`` float32 ``[M, K, 3]`` ``[x, y, v]`` with ``K`` the longest category keypoint list.
   COCO stores keypoints as integer pixel indices, so ``keypoint_offset = 0.5`` is added to put
   them on pixel centres in the continuous frame (as Detectron2 does); subtract it again when
-  writing results for COCO evaluation. Files written by :mod:`vai_jax.data.coco_export` store
-  keypoints already in the continuous frame: read those with ``keypoint_offset=0.0``.
+  writing results for COCO evaluation. :mod:`vai_jax.data.coco_export` writes keypoints the
+  same way (minus 0.5), so its files read back exactly with the default.
   Points with ``v = 0`` are ``(0, 0, 0)``;
 - ``image_id`` int32 ``[]``: the COCO image id.
 """

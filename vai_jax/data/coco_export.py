@@ -7,9 +7,11 @@ Conventions of the export:
 
 * image ids are ``index + 1`` (COCO tools treat id 0 as missing), annotation ids run from 1;
   category ids are ``class_id + 1``.
-* ``bbox`` is COCO's ``[x, y, width, height]`` from the record's ``[x1, y1, x2, y2]``, and
-  ``keypoints`` are written unchanged: both in the continuous pixel frame where pixel (row i,
-  col j) covers ``[j, j+1) x [i, i+1)`` (loaders that add 0.5 to COCO keypoints would shift them).
+* ``bbox`` is COCO's ``[x, y, width, height]`` from the record's ``[x1, y1, x2, y2]``; both
+  are continuous (pixel (row i, col j) covers ``[j, j+1) x [i, i+1)``), so no offset applies.
+* ``keypoints`` follow COCO's convention of pixel *indices* (the centre of pixel j is x = j),
+  so ``KEYPOINT_OFFSET = 0.5`` is subtracted from labelled keypoints; :class:`vai_jax.data.coco.
+  CocoSource` adds it back by default, so an export reads back exactly.
 * ``segmentation`` is the RLE of the visible instance mask (``pycocotools.mask.encode``,
   ``counts`` decoded to str for JSON); ``area`` is its pixel count; ``iscrowd`` is 0.
 * every category lists ``K = NUM_KEYPOINTS`` keypoint names (classes with fewer real keypoints
@@ -26,6 +28,9 @@ from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from vai_jax.data.shapes_geometry import CLASS_NAMES, KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON
+
+# COCO keypoints are pixel indices: our frame's (j + 0.5) is COCO's j.
+KEYPOINT_OFFSET = 0.5
 
 _REQUIRED = ("image", "boxes", "classes", "valid", "masks", "keypoints")
 
@@ -67,7 +72,9 @@ def record_annotations(record: Mapping[str, np.ndarray], image_id: int, first_an
         mask = np.asarray(record["masks"][m], np.uint8)
         rle = mask_utils.encode(np.asfortranarray(mask))
         rle["counts"] = rle["counts"].decode("ascii")
-        kp = np.asarray(record["keypoints"][m], np.float64)
+        kp = np.array(record["keypoints"][m], np.float64)
+        labelled = kp[:, 2] > 0
+        kp[labelled, :2] -= KEYPOINT_OFFSET
         anns.append({
             "id": first_ann_id + len(anns),
             "image_id": int(image_id),
