@@ -20,8 +20,10 @@ Full size (GPU)::
   python experiments/compare_networks.py --workdir /tmp/compare --image_size 224 \
       --batch_size 64 --num_steps 20 --trained_results /path/to/results.json
 
-``--trained_results`` is a JSON object ``{model_name: top1}`` where ``top1`` is a fraction or a
-percentage (numbers above 1 are read as %), or ``{model_name: {"top1": ..., "dataset": ...}}``.
+``--trained_results`` takes comma-separated JSON files: the ``results.json`` that
+``experiments/train_classifier.py`` writes (its ``model``, ``dataset`` and ``test_top1``), or
+``{model_name: top1}`` / ``{model_name: {"top1": ..., "dataset": ...}}`` (numbers above 1 are
+read as percentages). The accuracy column says on which data set each model was trained.
 """
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ flags.DEFINE_integer("num_steps", 10, "Timed calls per measurement (after warm-u
 flags.DEFINE_integer("warmup_steps", 2, "Untimed calls before timing (the first compiles).")
 flags.DEFINE_integer("num_classes", 1000, "Classifier width.")
 flags.DEFINE_bool("train", True, "Also time a training step.")
-flags.DEFINE_string("trained_results", None, "Optional JSON {model: top1 or {'top1': ...}}.")
+flags.DEFINE_list("trained_results", [], "Optional JSON files: train_classifier.py's "
+                  "results.json, or {model: top1 or {'top1': ..., 'dataset': ...}}.")
 flags.DEFINE_integer("seed", 0, "PRNG seed for parameters and inputs.")
 
 
@@ -135,24 +138,42 @@ def measure_throughput(model, *, image_size: int, batch_size: int, num_classes: 
     return batch_size / infer_s, batch_size / train_s
 
 
-def load_trained_results(path: str | None) -> dict[str, tuple[float, str | None]]:
-    """``{model: (top1 fraction, dataset or None)}`` from the ``--trained_results`` JSON."""
-    if not path:
+def _top1(value) -> float:
+    return value / 100 if value > 1 else float(value)
+
+
+def load_trained_results(paths) -> dict[str, tuple[float, str | None]]:
+    """``{model: (top-1 fraction, dataset or None)}`` from ``--trained_results`` files.
+
+    Each file is either ``experiments/train_classifier.py``'s ``results.json`` (an object with
+    ``"model"``, ``"dataset"`` and ``"test_top1"``), a list of such objects, or a mapping
+    ``{model: top1}`` / ``{model: {"top1": ..., "dataset": ...}}``. Numbers above 1 are read as
+    percentages. Later files override earlier ones.
+    """
+    if not paths:
         return {}
-    with open(path) as f:
-        raw = json.load(f)
-    if not isinstance(raw, dict):
-        raise ValueError(f"--trained_results must hold a JSON object; got {type(raw).__name__}")
     out = {}
-    for name, value in raw.items():
-        dataset = None
-        if isinstance(value, dict):
-            dataset = value.get("dataset")
-            value = value.get("top1", value.get("accuracy"))
-        if not isinstance(value, (int, float)):
-            raise ValueError(f"--trained_results[{name!r}] must be a number or have 'top1'; "
-                             f"got {value!r}")
-        out[name] = (value / 100 if value > 1 else float(value), dataset)
+    for path in [paths] if isinstance(paths, str) else paths:
+        with open(path) as f:
+            raw = json.load(f)
+        records = raw if isinstance(raw, list) else [raw]
+        for rec in records:
+            if not isinstance(rec, dict):
+                raise ValueError(f"--trained_results {path}: expected JSON objects; got "
+                                 f"{type(rec).__name__}")
+            if "model" in rec and ("test_top1" in rec or "top1" in rec):
+                out[rec["model"]] = (_top1(rec.get("test_top1", rec.get("top1"))),
+                                     rec.get("dataset"))
+                continue
+            for name, value in rec.items():
+                dataset = None
+                if isinstance(value, dict):
+                    dataset = value.get("dataset")
+                    value = value.get("top1", value.get("test_top1"))
+                if not isinstance(value, (int, float)):
+                    raise ValueError(f"--trained_results {path}: entry {name!r} must be a "
+                                     f"number or have 'top1'; got {value!r}")
+                out[name] = (_top1(value), dataset)
     return out
 
 
@@ -253,7 +274,7 @@ def plot(results: list[Result], meta: dict, path: str) -> None:
 
 
 def run(models: list[str], *, workdir: str, image_size: int, batch_size: int, num_steps: int,
-        warmup_steps: int, num_classes: int, train: bool, trained_results: str | None,
+        warmup_steps: int, num_classes: int, train: bool, trained_results,
         seed: int) -> list[Result]:
     """Measure every model and write ``comparison.{md,json,png}`` to ``workdir``."""
     os.makedirs(workdir, exist_ok=True)

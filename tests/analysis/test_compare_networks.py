@@ -41,6 +41,11 @@ def test_load_trained_results(tmp_path):
     assert got["b"] == (0.5, None)
     assert got["c"] == (pytest.approx(0.91), "cifar10")
     assert cn.load_trained_results(None) == {}
+    classifier = tmp_path / "results.json"  # what experiments/train_classifier.py writes
+    classifier.write_text(json.dumps({"model": "resnet20_cifar", "dataset": "cifar10",
+                                      "test_top1": 0.912, "num_params": 1}))
+    both = cn.load_trained_results([str(path), str(classifier)])
+    assert both["resnet20_cifar"] == (0.912, "cifar10") and both["a"][0] == pytest.approx(0.761)
     path.write_text(json.dumps({"a": {"loss": 1.0}}))
     with pytest.raises(ValueError, match="trained_results"):
         cn.load_trained_results(str(path))

@@ -103,6 +103,15 @@ def test_tiny_net_hand_computed():
     assert s.params == sum(p for _, p, _ in expected.values())
 
 
+def test_unshared_conv_local():
+    model = nn.ConvLocal(3, (2, 2), padding="VALID")
+    s = summarize(model, (2, 5, 4, 6))
+    positions = 4 * 3  # (5 - 1) x (4 - 1) output positions, one kernel each
+    assert s.rows[0].kernel_shape == (4, 3, 2 * 2 * 6, 3)
+    assert s.macs == positions * 3 * 2 * 2 * 6
+    assert s.params == positions * 2 * 2 * 6 * 3 + positions * 3  # unshared bias too
+
+
 def test_macs_are_per_example():
     one = summarize(_Tiny(), (1, 17, 15, 6), train=False)
     three = summarize(_Tiny(), (3, 17, 15, 6), train=False)
