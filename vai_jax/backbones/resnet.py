@@ -1,0 +1,194 @@
+"""ResNet family: ImageNet ResNets (He et al. 2016, torchvision's v1.5 layout), CIFAR ResNets
+(3×3 stem, 16/32/64 channels, option-A shortcuts), ResNeXt, Wide ResNet and SE-ResNet.
+
+All are :class:`ResNet` with different fields; the unit ordering (``unit_order``, the five
+variants of He et al. 2016b Fig. 4) and the shortcut option (``shortcut``) can be changed on any
+of them, see :mod:`vai_jax.nn.residual`.
+
+Features: ``"stem"`` (after the stem's conv-BN-ReLU, before its max-pool), ``"stage1"`` …
+``"stageN"`` (output of each stage; for pre-activation orderings the last stage includes the
+final BN-ReLU / ReLU). Parameter names: ``stem/conv``, ``stem/bn``,
+``stage2/block1/conv1``, ``stage2/block1/shortcut/conv``, ``final_bn`` (pre-activation only),
+``fc``.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vai_jax._validation import check_array
+from vai_jax.backbones.base import FeatureInfo, batch_norm
+from vai_jax.nn.conv import ConvBNAct
+from vai_jax.nn.residual import PREACT_ORDERS, BasicUnit, BottleneckUnit
+
+
+class Stage(nn.Module):
+    """A sequence of units; ``blocks[j]`` is a constructor (usually a ``functools.partial``) of
+    the j-th unit, named ``block{j+1}``."""
+
+    blocks: Sequence[Callable]
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        for j, block in enumerate(self.blocks):
+            x = block(name=f"block{j + 1}")(x, train=train)
+        return x
+
+
+class ResNet(nn.Module):
+    """Residual network.
+
+    Attributes:
+      stage_sizes: units per stage, e.g. ``(3, 4, 6, 3)``.
+      block_cls: :class:`BasicUnit` or :class:`BottleneckUnit`.
+      num_classes: classifier width; 0 for none (``logits`` is None).
+      widths: per-stage base widths; a stage outputs ``widths[i] · block_cls.expansion``
+        channels.
+      stage_strides: stride of each stage's first unit (default 1, 2, 2, …).
+      stem_width, stem_kernel, stem_stride, stem_pool: the stem convolution and whether a
+        3×3/2 max-pool follows (ImageNet: 64, 7, 2, True; CIFAR: 16, 3, 1, False).
+      groups, base_width: ResNeXt cardinality and per-group width; the bottleneck's inner
+        width is ``int(widths[i] · base_width / 64) · groups`` (Wide ResNet-50-2:
+        ``base_width=128``).
+      se_reduction: > 0 adds squeeze-and-excitation with this reduction to every unit.
+      shortcut: ``"projection"`` (option B), ``"padding"`` (option A) or ``"projection_all"``
+        (option C).
+      unit_order: one of :data:`vai_jax.nn.residual.UNIT_ORDERS`.
+      zero_init_last: zero-init the last BN scale (or last conv) of each residual branch.
+      dtype, param_dtype, bn_axis_name: compute dtype, parameter dtype, ``pmap`` axis for
+        BatchNorm statistics.
+
+    ``__call__(x, *, train)``: ``x`` ``[B, H, W, 3]`` floating → ``(logits [B, num_classes] or
+    None, features)``; ``features[name]`` is ``[B, ~H/stride, ~W/stride, channels]`` per
+    :attr:`feature_info`.
+    """
+
+    stage_sizes: Sequence[int]
+    block_cls: type = BottleneckUnit
+    num_classes: int = 1000
+    widths: Sequence[int] = (64, 128, 256, 512)
+    stage_strides: Sequence[int] | None = None
+    stem_width: int = 64
+    stem_kernel: int = 7
+    stem_stride: int = 2
+    stem_pool: bool = True
+    groups: int = 1
+    base_width: int = 64
+    se_reduction: int = 0
+    shortcut: str = "projection"
+    unit_order: str = "original"
+    zero_init_last: bool = False
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    bn_axis_name: str | None = None
+
+    def _strides(self):
+        if self.stage_strides is not None:
+            if len(self.stage_strides) != len(self.stage_sizes):
+                raise ValueError(f"stage_strides must have {len(self.stage_sizes)} entries "
+                                 f"(one per stage); got {self.stage_strides!r}")
+            return tuple(self.stage_strides)
+        return (1,) + (2,) * (len(self.stage_sizes) - 1)
+
+    @property
+    def feature_info(self) -> tuple[FeatureInfo, ...]:
+        """(name, channels, stride) of ``"stem"`` and each stage, from the fields alone."""
+        if len(self.widths) != len(self.stage_sizes):
+            raise ValueError(f"widths must have {len(self.stage_sizes)} entries (one per stage); "
+                             f"got {self.widths!r}")
+        info = [FeatureInfo("stem", self.stem_width, self.stem_stride)]
+        stride = self.stem_stride * (2 if self.stem_pool else 1)
+        for i, (w, s) in enumerate(zip(self.widths, self._strides())):
+            stride *= s
+            info.append(FeatureInfo(f"stage{i + 1}", w * self.block_cls.expansion, stride))
+        return tuple(info)
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        x = check_array(x, "x", ndim=4, kind="floating", last_dim=None, shape_hint="[B, H, W, C]")
+        info = self.feature_info
+        bottleneck = self.block_cls.expansion != 1
+        if not bottleneck and (self.groups != 1 or self.base_width != 64):
+            raise ValueError("groups and base_width apply to BottleneckUnit only; got "
+                             f"groups={self.groups}, base_width={self.base_width} with BasicUnit")
+        common = dict(unit_order=self.unit_order, shortcut=self.shortcut,
+                      se_reduction=self.se_reduction, zero_init_last=self.zero_init_last,
+                      dtype=self.dtype, param_dtype=self.param_dtype,
+                      bn_axis_name=self.bn_axis_name)
+        features = {}
+        x = x.astype(self.dtype)
+        x = ConvBNAct(self.stem_width, self.stem_kernel, strides=self.stem_stride,
+                      dtype=self.dtype, param_dtype=self.param_dtype,
+                      bn_axis_name=self.bn_axis_name, name="stem")(x, train=train)
+        features["stem"] = x
+        if self.stem_pool:
+            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        for i, (n, s) in enumerate(zip(self.stage_sizes, self._strides())):
+            out = info[i + 1].channels
+            extra = {}
+            if bottleneck:
+                extra = dict(width=int(self.widths[i] * self.base_width / 64) * self.groups,
+                             groups=self.groups)
+            blocks = tuple(
+                functools.partial(self.block_cls, features=out, strides=s if j == 0 else 1,
+                                  **extra, **common)
+                for j in range(n))
+            x = Stage(blocks, name=f"stage{i + 1}")(x, train=train)
+            if i == len(self.stage_sizes) - 1 and self.unit_order in PREACT_ORDERS:
+                if self.unit_order == "full_preact":
+                    x = batch_norm(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
+                                   axis_name=self.bn_axis_name)(name="final_bn")(x)
+                x = nn.relu(x)
+            features[f"stage{i + 1}"] = x
+        logits = None
+        if self.num_classes:
+            pooled = jnp.mean(x, axis=(1, 2))
+            logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
+                              name="fc")(pooled)
+        return logits, features
+
+
+_IMAGENET = dict(block_cls=BottleneckUnit)
+_CIFAR = dict(block_cls=BasicUnit, widths=(16, 32, 64), stem_width=16, stem_kernel=3,
+              stem_stride=1, stem_pool=False, shortcut="padding")
+
+
+def _cifar(depth: int):
+    if (depth - 2) % 6:
+        raise ValueError(f"CIFAR ResNet depth must be 6n + 2; got {depth}")
+    n = (depth - 2) // 6
+    return functools.partial(ResNet, stage_sizes=(n, n, n), **_CIFAR)
+
+
+MODELS = {
+    "resnet18": functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block_cls=BasicUnit),
+    "resnet34": functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BasicUnit),
+    "resnet50": functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), **_IMAGENET),
+    "resnet101": functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), **_IMAGENET),
+    "resnet152": functools.partial(ResNet, stage_sizes=(3, 8, 36, 3), **_IMAGENET),
+    "resnet200": functools.partial(ResNet, stage_sizes=(3, 24, 36, 3), **_IMAGENET),
+    "resnext50_32x4d": functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), groups=32,
+                                         base_width=4, **_IMAGENET),
+    "resnext101_32x4d": functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), groups=32,
+                                          base_width=4, **_IMAGENET),
+    "resnext101_32x8d": functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), groups=32,
+                                          base_width=8, **_IMAGENET),
+    "resnext101_64x4d": functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), groups=64,
+                                          base_width=4, **_IMAGENET),
+    "wide_resnet50_2": functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), base_width=128,
+                                         **_IMAGENET),
+    "wide_resnet101_2": functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), base_width=128,
+                                          **_IMAGENET),
+    "se_resnet50": functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), se_reduction=16,
+                                     **_IMAGENET),
+    "se_resnet101": functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), se_reduction=16,
+                                      **_IMAGENET),
+    "resnet20_cifar": _cifar(20),
+    "resnet32_cifar": _cifar(32),
+    "resnet44_cifar": _cifar(44),
+    "resnet56_cifar": _cifar(56),
+    "resnet110_cifar": _cifar(110),
+}
