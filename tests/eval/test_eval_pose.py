@@ -57,11 +57,15 @@ def test_coco_keypoint_ap_perfect_and_perturbed():
     kps = np.concatenate([rng.uniform(10, 54, size=(4, 4, 2)), np.full((4, 4, 1), 2.0)], -1)
     gt = _coco_gt(kps)
     sig = np.full(4, 0.05)
-    perfect = ep.coco_keypoint_ap(gt, ep.to_coco_results(np.arange(1, 5), kps, np.ones(4)),
+    # COCO files hold pixel indices; our frame is +0.5 (project convention, to_coco_results
+    # subtracts it again).
+    ours = kps.copy()
+    ours[..., :2] += 0.5
+    perfect = ep.coco_keypoint_ap(gt, ep.to_coco_results(np.arange(1, 5), ours, np.ones(4)),
                                   sigmas=sig)
     assert perfect["AP"] == pytest.approx(1.0)
     assert perfect["AR"] == pytest.approx(1.0)
-    noisy = kps.copy()
+    noisy = ours.copy()
     noisy[..., :2] += rng.normal(scale=4.0, size=(4, 4, 2))
     worse = ep.coco_keypoint_ap(gt, ep.to_coco_results(np.arange(1, 5), noisy, np.ones(4)),
                                 sigmas=sig)
@@ -69,3 +73,23 @@ def test_coco_keypoint_ap_perfect_and_perturbed():
     assert ep.coco_keypoint_ap(gt, [], sigmas=sig)["AP"] == 0.0
     with pytest.raises(ValueError, match="sigmas"):
         ep.coco_keypoint_ap(gt, ep.to_coco_results(np.arange(1, 5), kps, np.ones(4)))
+
+
+def test_to_coco_ground_truth_round_trip_and_ap():
+    rng = np.random.default_rng(1)
+    kp = np.concatenate([rng.uniform(10, 54, size=(3, 2, 4, 2)), np.full((3, 2, 4, 1), 2.0)], -1)
+    kp[0, 1, 2] = 0.0  # one unlabelled keypoint
+    boxes = np.concatenate([kp[..., :2].min(2) - 2, kp[..., :2].max(2) + 2], -1)
+    boxes[0, 1] = [5, 5, 40, 40]
+    valid = np.array([[True, True], [True, False], [True, True]])
+    gt = ep.to_coco_ground_truth(kp, boxes, valid, image_size=(64, 64))
+    assert len(gt["images"]) == 3 and len(gt["annotations"]) == 5
+    ann = gt["annotations"][1]  # image 1, object 1
+    assert ann["num_keypoints"] == 3 and ann["keypoints"][6:9] == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(ann["keypoints"][:2], kp[0, 1, 0, :2] - 0.5)
+    np.testing.assert_allclose(ann["bbox"], [5, 5, 35, 35])
+    preds = kp[valid]
+    ids = np.nonzero(valid)[0] + 1
+    res = ep.coco_keypoint_ap(gt, ep.to_coco_results(ids, preds, np.ones(len(ids))),
+                              sigmas=np.full(4, 0.05))
+    assert res["AP"] == pytest.approx(1.0)

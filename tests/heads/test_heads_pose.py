@@ -98,3 +98,17 @@ def test_num_upsampling_steps():
     assert ph.num_upsampling_steps(8, 8) == 0
     with pytest.raises(ValueError):
         ph.num_upsampling_steps(16, 6)
+
+
+def test_pose_net_wires_backbone_feature_to_head():
+    backbone = vai_jax.create_model("resnet18", num_classes=0, widths=(4, 8, 8, 8))
+    info = {i.name: i for i in backbone.feature_info}["stage3"]
+    net = ph.PoseNet(backbone, ph.IntegralHead(5, info.stride, num_deconv=2, deconv_features=4),
+                     "stage3")
+    x = jax.ShapeDtypeStruct((2, 64, 64, 3), jnp.float32)
+    out = jax.eval_shape(lambda im: net.apply(net.init(jax.random.key(0), im, train=False), im,
+                                              train=False), x)
+    assert out["heatmaps"].shape == (2, 16, 16, 5) and out["coords"].shape == (2, 5, 2)
+    bad = ph.PoseNet(backbone, ph.HeatmapHead(5, 16), "stage9")
+    with pytest.raises(ValueError, match="stage9"):
+        jax.eval_shape(lambda im: bad.init(jax.random.key(0), im, train=False), x)

@@ -94,13 +94,16 @@ def box_reference_size(boxes):
     return np.maximum(b[..., 2] - b[..., 0], b[..., 3] - b[..., 1])
 
 
-def to_coco_results(image_ids, keypoints, scores, category_ids=1):
+def to_coco_results(image_ids, keypoints, scores, category_ids=1, *, keypoint_offset=0.5):
     """Predictions as a COCO keypoint results list.
 
     Args:
-      image_ids: ``[N]`` ints. keypoints: ``[N, K, 2 or 3]`` (x, y image pixels; passed through
-        unchanged, so they must be in the same frame as the ground truth). scores: ``[N]``.
+      image_ids: ``[N]`` ints. keypoints: ``[N, K, 2 or 3]`` ``(x, y)`` in our continuous frame
+        (image pixels, pixel centres at ``+0.5``). scores: ``[N]``.
       category_ids: int or ``[N]``.
+      keypoint_offset: subtracted from x and y when writing: COCO files store keypoints as
+        pixel indices (centre = integer), so the default 0.5 matches real COCO files and
+        :func:`to_coco_ground_truth` / ``vai_jax.data.coco_export`` (project convention).
 
     Returns:
       list of ``{"image_id", "category_id", "keypoints": [x1, y1, 1, ...], "score"}``.
@@ -110,10 +113,59 @@ def to_coco_results(image_ids, keypoints, scores, category_ids=1):
     cats = np.broadcast_to(np.asarray(category_ids), (n,))
     out = []
     for i in range(n):
-        flat = np.concatenate([kp[i, :, :2], np.ones((kp.shape[1], 1))], -1).reshape(-1)
+        xy = kp[i, :, :2] - float(keypoint_offset)
+        flat = np.concatenate([xy, np.ones((kp.shape[1], 1))], -1).reshape(-1)
         out.append({"image_id": int(image_ids[i]), "category_id": int(cats[i]),
                     "keypoints": [float(v) for v in flat], "score": float(scores[i])})
     return out
+
+
+def to_coco_ground_truth(keypoints, boxes, valid=None, *, image_size, areas=None,
+                         keypoint_offset=0.5, category_id=1, keypoint_names=None):
+    """A COCO keypoint ground-truth dict from arrays (images get ids ``1 … N``).
+
+    Args:
+      keypoints: ``[N, M, K, 3]`` ``[x, y, v]`` in our continuous frame; ``v > 0`` counts as
+        labelled (written as 2 for visible, 1 for occluded; 0 entries are written as 0, 0, 0).
+      boxes: ``[N, M, 4]`` ``[x1, y1, x2, y2]`` (written as COCO ``[x, y, w, h]``).
+      valid: bool ``[N, M]`` (default all); invalid objects are skipped.
+      image_size: ``(H, W)``.
+      areas: ``[N, M]`` object areas for OKS (default: box areas).
+      keypoint_offset: subtracted from labelled x, y (see :func:`to_coco_results`).
+
+    Returns:
+      COCO dict with ``images``, ``annotations`` (``id`` from 1) and one category.
+    """
+    kp = np.asarray(keypoints, np.float64)
+    bx = np.asarray(boxes, np.float64)
+    if kp.ndim != 4 or kp.shape[-1] != 3:
+        raise ValueError(f"keypoints must have shape [N, M, K, 3]; got {kp.shape}")
+    if bx.shape != kp.shape[:2] + (4,):
+        raise ValueError(f"boxes must have shape {kp.shape[:2] + (4,)}; got {bx.shape}")
+    n, m, k = kp.shape[:3]
+    valid = np.ones((n, m), bool) if valid is None else np.asarray(valid, bool)
+    wh = np.clip(bx[..., 2:] - bx[..., :2], 0, None)
+    areas = wh[..., 0] * wh[..., 1] if areas is None else np.asarray(areas, np.float64)
+    h, w = (int(s) for s in image_size)
+    images, anns = [], []
+    for i in range(n):
+        images.append({"id": i + 1, "width": w, "height": h, "file_name": f"{i + 1:06d}.png"})
+        for j in range(m):
+            if not valid[i, j]:
+                continue
+            labelled = kp[i, j, :, 2] > 0
+            flat = np.zeros((k, 3))
+            flat[labelled, :2] = kp[i, j, labelled, :2] - float(keypoint_offset)
+            flat[labelled, 2] = np.where(kp[i, j, labelled, 2] >= 2, 2, 1)
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": category_id,
+                         "iscrowd": 0, "bbox": [float(bx[i, j, 0]), float(bx[i, j, 1]),
+                                                float(wh[i, j, 0]), float(wh[i, j, 1])],
+                         "area": float(areas[i, j]), "num_keypoints": int(labelled.sum()),
+                         "keypoints": [float(v) for v in flat.reshape(-1)]})
+    names = list(keypoint_names) if keypoint_names is not None else [f"kp{t}" for t in range(k)]
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": category_id, "name": "object", "keypoints": names,
+                            "skeleton": []}]}
 
 
 def coco_keypoint_ap(ground_truth, results, *, sigmas=None, verbose: bool = False):
@@ -166,4 +218,4 @@ def coco_keypoint_ap(ground_truth, results, *, sigmas=None, verbose: bool = Fals
 
 __all__ = ["COCO_KEYPOINT_STATS", "COCO_PERSON_SIGMAS", "box_reference_size",
            "coco_keypoint_ap", "keypoint_distances", "mean_pixel_error", "pck",
-           "to_coco_results"]
+           "to_coco_ground_truth", "to_coco_results"]

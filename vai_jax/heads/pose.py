@@ -240,6 +240,30 @@ class PAFHead(HeatmapHead):
         return {"heatmaps": hm, "fields": fields.reshape(fields.shape[:3] + (self.num_limbs, 2))}
 
 
+class PoseNet(nn.Module):
+    """A backbone and a pose head on one of its named feature maps.
+
+    Attributes:
+      backbone: a module whose ``__call__(x, *, train)`` returns ``(logits_or_None, features)``
+        (any :func:`vai_jax.create_model` backbone).
+      head: one of the heads above; its ``stride`` must be the chosen feature's stride.
+      feature: the key of ``features`` fed to the head (e.g. ``"stage3"``).
+    ``__call__(images [B, H, W, 3], *, train)`` → the head's dict.
+    """
+
+    backbone: nn.Module
+    head: nn.Module
+    feature: str
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        _, features = self.backbone(x, train=train)
+        if self.feature not in features:
+            raise ValueError(f"feature {self.feature!r} is not among the backbone's features "
+                             f"{sorted(features)}")
+        return self.head(features[self.feature], train=train)
+
+
 def num_upsampling_steps(feature_stride: int, heatmap_stride: int) -> int:
     """``n`` with ``feature_stride / 2**n == heatmap_stride`` (ValueError if not a power of 2)."""
     ratio = feature_stride / heatmap_stride
@@ -250,5 +274,5 @@ def num_upsampling_steps(feature_stride: int, heatmap_stride: int) -> int:
     return n
 
 
-__all__ = ["DensityHead", "HeatmapHead", "IntegralHead", "PAFHead", "RegressionHead",
-           "num_upsampling_steps"]
+__all__ = ["DensityHead", "HeatmapHead", "IntegralHead", "PAFHead", "PoseNet",
+           "RegressionHead", "num_upsampling_steps"]
