@@ -205,6 +205,8 @@ def to_markdown(results: list[Result], meta: dict) -> str:
         lines.append(f"| {r.model} | {r.params / 1e6:.2f} | {r.macs / 1e9:.3f} | "
                      f"{_fmt(r.infer_images_per_s, '.1f')} | {_fmt(r.train_images_per_s, '.1f')} "
                      f"| {top1} |")
+    for name, why in meta.get("skipped", {}).items():
+        lines.append(f"| {name} | skipped: {why} | | | | |")
     lines += ["", "MACs: multiply-accumulates of conv and dense layers per image "
               "(torchvision's \"GFLOPS\" convention); parameters include BatchNorm scale/bias."]
     return "\n".join(lines)
@@ -283,11 +285,17 @@ def run(models: list[str], *, workdir: str, image_size: int, batch_size: int, nu
                 warmup_steps=warmup_steps, num_classes=num_classes, device=device_description(),
                 backend=jax.default_backend(), jax_version=jax.__version__,
                 date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-    results = []
+    results, skipped = [], {}
+    meta["skipped"] = skipped
     for name in (bar := tqdm(models, desc="models", unit="model")):
         bar.set_postfix_str(name)
         model = create_model(name, num_classes=num_classes)
-        summary = summarize(model, (1, image_size, image_size, 3), train=False)
+        try:
+            summary = summarize(model, (1, image_size, image_size, 3), train=False)
+        except ValueError as e:  # e.g. an input too small for the architecture
+            logging.warning("skipping %s: %s", name, e)
+            skipped[name] = str(e).split(";")[0]
+            continue
         result = Result(name, summary.params, summary.macs)
         if num_steps > 0:
             result.infer_images_per_s, result.train_images_per_s = measure_throughput(
