@@ -8,12 +8,7 @@ import pytest
 import vai_jax
 from vai_jax.backbones import resnet
 from vai_jax.nn.residual import BasicUnit, UNIT_ORDERS
-
-
-def n_params(model, hw=64):
-    shapes = jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros((1, hw, hw, 3)), train=False))
-    return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(shapes["params"]))
+from zoo_checks import check_features, forward_backward, import_torchvision, n_params
 
 
 # torchvision 0.28 parameter counts (num_classes=1000); se_resnet50 as in the SENet paper's
@@ -83,15 +78,6 @@ def test_cifar_param_counts(depth, millions):
     assert round(got / 1e6, 2 if depth < 110 else 1) == millions  # He et al. 2016, Table 6
 
 
-def import_torchvision():
-    """torchvision, or skip (also when a mismatched torch/torchvision pair fails on import)."""
-    try:
-        import torchvision
-    except Exception as e:  # noqa: BLE001 - e.g. "operator torchvision::nms does not exist"
-        pytest.skip(f"torchvision unusable: {e}")
-    return torchvision
-
-
 def test_torchvision_parity():
     tv = import_torchvision()
     for name, expected in TORCHVISION.items():
@@ -99,44 +85,6 @@ def test_torchvision_parity():
         assert ref == expected, name
     ref = sum(p.numel() for p in tv.models.resnext101_64x4d().parameters())
     assert ref == n_params(vai_jax.create_model("resnext101_64x4d"))
-
-
-def check_features(model, out, x):
-    logits, feats = out
-    info = model.feature_info
-    assert sorted(f.name for f in info) == sorted(feats)
-    for f in info:
-        b, h, w, c = feats[f.name].shape
-        assert (b, c) == (x.shape[0], f.channels), f
-        assert (h, w) == (-(-x.shape[1] // f.stride), -(-x.shape[2] // f.stride)), f
-    return logits
-
-
-def forward_backward(model, x, num_classes):
-    """init, a train-mode forward (with BN-stat updates), its gradient and an eval forward, all
-    in one jitted function (one compilation keeps the test fast)."""
-
-    @jax.jit
-    def run(x):
-        variables = model.init(jax.random.key(0), x, train=False)
-
-        def loss(params):
-            (lg, feats), upd = model.apply({**variables, "params": params}, x, train=True,
-                                           mutable=["batch_stats"])
-            return jnp.sum(lg ** 2), ((lg, feats), upd)
-
-        grads, (out, updates) = jax.grad(loss, has_aux=True)(variables["params"])
-        return variables, out, updates, grads, model.apply(variables, x, train=False)[0]
-
-    variables, out, updates, grads, logits_eval = run(x)
-    logits = check_features(model, out, x)
-    assert logits.shape == logits_eval.shape == (x.shape[0], num_classes)
-    assert jax.tree.structure(updates["batch_stats"]) == jax.tree.structure(
-        variables["batch_stats"])
-    leaves = jax.tree.leaves(grads)
-    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
-    assert sum(float(jnp.sum(jnp.abs(g))) for g in leaves) > 0
-    return variables
 
 
 def test_resnet32_cifar_forward_backward():

@@ -1,0 +1,75 @@
+"""Checks shared by the backbone-zoo tests (ResNet, VGG/AlexNet, DenseNet, BagNet, highway).
+Not a test module; imported by the test files of this directory."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+
+def n_params(model, hw=64):
+    """Parameter count through jax.eval_shape (nothing is allocated)."""
+    shapes = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), jnp.zeros((1, hw, hw, 3)), train=False))
+    return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(shapes["params"]))
+
+
+def import_torchvision():
+    """torchvision, or skip (also when a mismatched torch/torchvision pair fails on import)."""
+    try:
+        import torchvision
+    except Exception as e:  # noqa: BLE001 - e.g. "operator torchvision::nms does not exist"
+        pytest.skip(f"torchvision unusable: {e}")
+    return torchvision
+
+
+def torchvision_count(name):
+    tv = import_torchvision()
+    return sum(p.numel() for p in getattr(tv.models, name)().parameters())
+
+
+def check_features(model, out, x, rounding="ceil"):
+    """features match feature_info: same names, channels, and spatial size input/stride rounded
+    up ("ceil"), down ("floor") or within an int tolerance of input/stride."""
+    logits, feats = out
+    info = model.feature_info
+    assert sorted(f.name for f in info) == sorted(k for k in feats if feats[k].ndim == 4)
+    for f in info:
+        b, h, w, c = feats[f.name].shape
+        assert (b, c) == (x.shape[0], f.channels), f
+        for got, size in ((h, x.shape[1]), (w, x.shape[2])):
+            if rounding == "ceil":
+                assert got == -(-size // f.stride), (f, got, size)
+            elif rounding == "floor":
+                assert got == size // f.stride, (f, got, size)
+            else:
+                assert abs(got - size / f.stride) <= rounding, (f, got, size)
+    return logits
+
+
+def forward_backward(model, x, num_classes, rounding="ceil", rngs=None):
+    """init, a train-mode forward (with BN-stat updates), its gradient and an eval forward, all
+    in one jitted function (one compilation keeps the tests fast). Returns the variables."""
+    rngs = rngs or {}
+
+    @jax.jit
+    def run(x):
+        variables = model.init(jax.random.key(0), x, train=False)
+
+        def loss(params):
+            (lg, feats), upd = model.apply({**variables, "params": params}, x, train=True,
+                                           mutable=["batch_stats"], rngs=rngs)
+            return jnp.sum(lg ** 2), ((lg, feats), upd)
+
+        grads, (out, updates) = jax.grad(loss, has_aux=True)(variables["params"])
+        return variables, out, updates, grads, model.apply(variables, x, train=False)[0]
+
+    variables, out, updates, grads, logits_eval = run(x)
+    logits = check_features(model, out, x, rounding)
+    assert logits.shape == logits_eval.shape == (x.shape[0], num_classes)
+    if "batch_stats" in variables:
+        assert jax.tree.structure(updates["batch_stats"]) == jax.tree.structure(
+            variables["batch_stats"])
+    leaves = jax.tree.leaves(grads)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+    assert sum(float(jnp.sum(jnp.abs(g))) for g in leaves) > 0
+    return variables
