@@ -174,8 +174,7 @@ def fit(state, *, train_step: Callable, train_iter, num_steps: int, batch_size: 
                 early_stopping.load_state_dict(extra["early_stopping"])
             start = int(meta["step"])
             logger.info("resumed from step %d", start)
-            if progress:
-                tqdm.write(f"resumed from checkpoint step {start}")
+            tqdm.write(f"resumed from checkpoint step {start}")
     last_eval: dict = {}
     stopped_by = "completed"
     step = start
