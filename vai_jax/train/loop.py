@@ -185,8 +185,11 @@ def fit(state, *, train_step: Callable, train_iter, num_steps: int, batch_size: 
     def extra_state():
         return {"early_stopping": early_stopping.state_dict()} if early_stopping else {}
 
+    last_eval_step = -1
+
     def run_eval():
-        nonlocal state, last_eval
+        nonlocal state, last_eval, last_eval_step
+        last_eval_step = step
         last_eval = {k: float(v) for k, v in eval_fn(state).items()}
         if writer is not None:
             writer.write(step, {k: v for k, v in last_eval.items() if k != "count"},
@@ -254,7 +257,7 @@ def fit(state, *, train_step: Callable, train_iter, num_steps: int, batch_size: 
                 break
         bar.close()
         if stopped_by != "signal":
-            if eval_fn is not None:
+            if eval_fn is not None and last_eval_step != step:
                 run_eval()
             if checkpoints is not None:
                 checkpoints.save(step, state, data_state=train_iter.get_state(),

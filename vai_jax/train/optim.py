@@ -117,13 +117,15 @@ def make_optimizer(name: str, *, learning_rate: float | optax.Schedule, momentum
 
 
 def make_plateau(*, factor: float = 0.1, patience: int = 2, cooldown: int = 0,
-                 max_reductions: int = 3, rtol: float = 1e-4,
-                 atol: float = 0.0) -> optax.GradientTransformationExtraArgs:
+                 max_reductions: int = 3, rtol: float = 0.0,
+                 atol: float = 1e-4) -> optax.GradientTransformationExtraArgs:
     """``optax.contrib.reduce_on_plateau`` driven by a validation metric.
 
     The loop calls :func:`plateau_update` once per evaluation with a value to *minimise*
     (pass ``-accuracy``); ``patience`` and ``cooldown`` count evaluations. The scale is
     multiplied by ``factor`` at most ``max_reductions`` times (VGG: ÷10 three times).
+    Improvement means ``value < (1 - rtol)·best - atol``: the default absolute threshold works
+    for negative values (``-accuracy``); a relative one (``rtol > 0``) only for positive ones.
     """
     if not 0 < factor < 1:
         raise ValueError(f"factor must be in (0, 1); got {factor}")
