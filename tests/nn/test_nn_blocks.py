@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from jax import lax
 
-import vai_jax.backbones  # noqa: F401  (before vai_jax.nn: nn.conv -> backbones.base -> registry cycle)
 from vai_jax import nn as vnn
 
 

@@ -28,8 +28,6 @@ Parameter names: ``conv1``, ``conv2_reduce``, ``conv2``, ``inception_3a`` … ``
 from __future__ import annotations
 
 import functools
-from typing import Sequence
-
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -127,8 +125,8 @@ class GoogLeNet(nn.Module):
         c, out = 192, {}
         for group in _GROUPS:
             for name in group:
-                widths = self._table()[name]
-                c_out = InceptionModule(*widths, naive=self.naive).output_channels(c)
+                c1, _, c3, _, c5, pool_proj = self._table()[name]
+                c_out = c1 + c3 + c5 + (c if self.naive else pool_proj)
                 out[name], c = (c, c_out), c_out
         return out
 

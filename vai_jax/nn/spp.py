@@ -89,14 +89,16 @@ class SpatialPyramidPooling(nn.Module):
 
 
 def pool_output_size(length: int, window: int, stride: int, padding: int, ceil_mode: bool) -> int:
-    """Output length of PyTorch's ``MaxPool`` along one axis (including the ``ceil_mode`` rule
-    that the last window must start inside the input or the left padding)."""
+    """Output length of PyTorch's ``MaxPool`` along one axis: ``⌊(L + 2p − k) / s⌋ + 1`` or, with
+    ``ceil_mode``, ``⌈(L + 2p − k) / s⌉ + 1`` minus one if the last window would start in the right
+    padding (in ceil mode a window may overhang an input smaller than it, as in PyTorch)."""
     span = length + 2 * padding - window
-    if span < 0:
-        raise ValueError(f"pooling window {window} is larger than the padded input {length + 2 * padding}")
-    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= length + padding:
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and out > 1 and (out - 1) * stride >= length + padding:
         out -= 1
+    if out < 1:
+        raise ValueError(f"pooling window {window} does not fit the input of length {length} "
+                         f"(padding {padding}, ceil_mode={ceil_mode})")
     return out
 
 
