@@ -135,7 +135,8 @@ def test_spp_fixed_length_for_any_input_size():
 
 
 @pytest.mark.parametrize("length,k,s,p,ceil", [(112, 3, 2, 0, True), (109, 3, 2, 0, True),
-                                              (6, 3, 2, 0, False), (7, 3, 2, 1, True), (5, 2, 2, 0, True)])
+                                              (6, 3, 2, 0, False), (7, 3, 2, 1, True), (5, 2, 2, 0, True),
+                                              (2, 3, 2, 0, True)])
 def test_max_pool_2d_matches_pytorch_rule(length, k, s, p, ceil):
     x = _rand(10, (1, length, length, 2))
     y = np.asarray(vnn.max_pool_2d(x, k, s, padding=p, ceil_mode=ceil))
