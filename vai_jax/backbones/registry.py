@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from vai_jax.backbones import alexnet, densenet, resnet, vgg
+from vai_jax.backbones import alexnet, bagnet, densenet, highway, resnet, vgg
 from vai_jax.backbones import googlenet, inception_v3, inception_v4, mobilenet, shufflenet, squeezenet
 
 # Family modules, each contributing its ``MODELS`` dict. Add a family by adding its module here.
 _FAMILIES = (
-    resnet, vgg, alexnet, densenet,
+    resnet, vgg, alexnet, densenet, bagnet, highway,
     googlenet, inception_v3, inception_v4, mobilenet, squeezenet, shufflenet,
 )
 

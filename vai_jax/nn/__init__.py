@@ -4,6 +4,7 @@ from vai_jax.nn.conv import ConvBNAct, same_padding
 from vai_jax.nn.squeeze_excite import SqueezeExcite
 from vai_jax.nn.residual import BasicUnit, BottleneckUnit, padding_shortcut
 from vai_jax.nn.dense import DenseBlock, DenseLayer, Transition
+from vai_jax.nn.highway import HighwayConv, HighwayDense, highway_combine
 from vai_jax.nn.spp import (SpatialPyramidPooling, adaptive_bin_edges, adaptive_pool_2d,
                             max_pool_2d, pool_output_size, spatial_pyramid_pool)
 from vai_jax.nn.shuffle import ChannelShuffle, channel_shuffle
