@@ -1,0 +1,358 @@
+"""Semantic segmentation networks: FCN-32s/16s/8s (Long et al. 2015), an encoder–decoder
+"deconvolutional network" with unpooling or learned up-sampling (Noh et al. 2015; SegNet),
+DeepLab v3 (atrous backbone + ASPP, Chen et al. 2017) and ESPNet (Mehta et al. 2018).
+
+Every network maps ``x [B, H, W, 3]`` float to per-pixel class logits ``[B, H, W, K]``: logit
+``[b, i, j, k]`` scores class ``k`` for input pixel ``(i, j)``. Up-sampling and alignment follow
+:mod:`vai_jax.ops.upsample`: a stride-``s`` map shares the input's top-left origin (cell ``i``
+stands for pixels ``[s·i, s·(i + 1))``), is up-sampled by ``s`` and cropped — or edge-padded,
+for backbones that round odd sizes down — to ``H × W``. Inputs smaller than the network's total
+stride raise ``ValueError``.
+
+Heads (:class:`FCNHead`, :class:`DeepLabHead`) read a backbone's ``features`` dict; the
+:class:`Segmenter` wrapper runs ``backbone`` then ``head``. Backbones return
+``(logits | None, features)`` (e.g. :class:`vai_jax.backbones.atrous.AtrousResNet`, whose
+``"stage2"/"stage3"/"stage4"`` are strides 8/16/32 at ``output_stride=32``, or
+:class:`vai_jax.backbones.vgg.VGG` with ``"stage3"/"stage4"/"stage5"``).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vai_jax._validation import check_array
+from vai_jax.nn.conv import ConvBNAct
+from vai_jax.nn.dilated import ESPBlock
+from vai_jax.nn.transposed import TransposedConv, bilinear_upsampler
+from vai_jax.ops.upsample import (align_to, max_pool_with_argmax, max_unpool, resize_bilinear)
+
+
+def check_input_size(x, min_size: int, name: str = "x"):
+    """ValueError unless ``x`` is ``[B, H, W, C]`` floating with ``H, W >= min_size`` (the
+    network's total stride: smaller inputs leave no cell in the coarsest map)."""
+    x = check_array(x, name, ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+    h, w = x.shape[1:3]
+    if h < min_size or w < min_size:
+        raise ValueError(f"{name} is too small for this network: its total stride is "
+                         f"{min_size}, so H and W must be >= {min_size}; got H={h}, W={w}")
+    return x
+
+
+class Segmenter(nn.Module):
+    """``backbone`` then ``head``: ``x [B, H, W, C] → logits [B, H, W, num_classes]``.
+
+    Attributes:
+      backbone: returns ``(_, features)``; called with ``train``.
+      head: called as ``head(features, size=(H, W), train=train)``.
+      min_size: smallest allowed ``H`` and ``W`` (the coarsest feature's stride).
+    """
+
+    backbone: nn.Module
+    head: nn.Module
+    min_size: int = 32
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        x = check_input_size(x, self.min_size)
+        _, features = self.backbone(x, train=train)
+        return self.head(features, size=x.shape[1:3], train=train)
+
+
+class FCNHead(nn.Module):
+    """FCN-32s / 16s / 8s head (Long et al. 2015, Fig. 3).
+
+    The stride-32 feature goes through the convolutionalised classifier (``fc6``: a
+    ``fc_kernel × fc_kernel`` conv, ``fc7``: 1×1, both ReLU + dropout) and a 1×1 ``score``
+    layer. FCN-32s up-samples the scores ×32 directly. FCN-16s up-samples them ×2
+    (``up2``, a bilinear-initialised learnable transposed conv), aligns them to the stride-16
+    grid, adds ``score_skip1`` (1×1 conv of the stride-16 feature, zero-initialised so training
+    starts from FCN-32s) and up-samples ×16. FCN-8s repeats this once more with the stride-8
+    feature (``up4``, ``score_skip2``) and up-samples ×8. The final up-sampler is a fixed
+    per-channel bilinear filter unless ``learn_final`` (then a full, learnable ``K → K``
+    kernel initialised to bilinear on its diagonal).
+
+    Attributes:
+      num_classes: ``K``.
+      variant: 32, 16 or 8.
+      feature_names: names of the stride-32, stride-16 and stride-8 features.
+      fc_features: widths of ``fc6`` and ``fc7`` (4096 in the paper).
+      fc_kernel: ``fc6`` kernel (7 for VGG-16's 7×7 pool5 grid).
+      dropout_rate: after ``fc6`` and ``fc7`` (needs the ``'dropout'`` rng when training).
+      skip_scales: multipliers of the skip features before scoring (FCN-8s "at once" used
+        ``(0.01, 1e-4)`` on VGG; 1 for BatchNorm backbones).
+
+    ``__call__(features, *, size=(H, W), train)`` → ``[B, H, W, K]``.
+    """
+
+    num_classes: int
+    variant: int = 8
+    feature_names: Sequence[str] = ("stage4", "stage3", "stage2")
+    fc_features: Sequence[int] = (4096, 4096)
+    fc_kernel: int = 7
+    dropout_rate: float = 0.0
+    skip_scales: Sequence[float] = (1.0, 1.0)
+    learn_final: bool = False
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, features, *, size: Sequence[int], train: bool):
+        if self.variant not in (32, 16, 8):
+            raise ValueError(f"variant must be 32, 16 or 8; got {self.variant}")
+        k = self.num_classes
+        conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype)
+        x = features[self.feature_names[0]]
+        for i, (w, ks) in enumerate(zip(self.fc_features, (self.fc_kernel, 1))):
+            x = nn.relu(conv(w, (ks, ks), padding="SAME", name=f"fc{6 + i}")(x))
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        score = conv(k, (1, 1), name="score")(x)
+        n_skips = {32: 0, 16: 1, 8: 2}[self.variant]
+        for i in range(n_skips):
+            skip = features[self.feature_names[i + 1]].astype(self.dtype) * self.skip_scales[i]
+            up = bilinear_upsampler(k, 2, name=f"up{2 ** (i + 1)}", dtype=self.dtype,
+                                    param_dtype=self.param_dtype)(score)
+            if any(abs(u - v) > 2 for u, v in zip(up.shape[1:3], skip.shape[1:3])):
+                raise ValueError(
+                    f"feature {self.feature_names[i + 1]!r} {tuple(skip.shape[1:3])} is not "
+                    f"on a 2x finer grid than {tuple(score.shape[1:3])}; check feature_names")
+            score = align_to(up, skip.shape[1:3]) + conv(
+                k, (1, 1), kernel_init=nn.initializers.zeros, name=f"score_skip{i + 1}")(skip)
+        final = self.variant
+        up = bilinear_upsampler(k, final, trainable=self.learn_final,
+                                per_channel=not self.learn_final, name="up_final",
+                                dtype=self.dtype, param_dtype=self.param_dtype)(score)
+        return align_to(up, size)
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling (DeepLab v3, torchvision layout): a 1×1 branch, one 3×3
+    branch per rate (dilation ``r``, receptive field ``2r + 1``), and image-level pooling
+    (global average → 1×1 → broadcast back), each conv-BN-ReLU, concatenated and projected by
+    a 1×1 conv-BN-ReLU. ``[B, h, w, C] → [B, h, w, features]``.
+
+    Rates (6, 12, 18) at output stride 16, doubled at 8. Param names: ``branch0`` (1×1),
+    ``branch{i}`` (rate ``rates[i-1]``), ``pool``, ``project``.
+    """
+
+    features: int = 256
+    rates: Sequence[int] = (6, 12, 18)
+    image_pooling: bool = True
+    dropout_rate: float = 0.1
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    bn_axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        cba = functools.partial(ConvBNAct, self.features, dtype=self.dtype,
+                                param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
+        outs = [cba(1, name="branch0")(x, train=train)]
+        for i, r in enumerate(self.rates, start=1):
+            outs.append(cba(3, dilation=r, name=f"branch{i}")(x, train=train))
+        if self.image_pooling:
+            g = jnp.mean(x, axis=(1, 2), keepdims=True)
+            g = cba(1, name="pool")(g, train=train)
+            outs.append(jnp.broadcast_to(g, x.shape[:3] + (self.features,)))
+        y = cba(1, name="project")(jnp.concatenate(outs, axis=-1), train=train)
+        return nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+
+
+class DeepLabHead(nn.Module):
+    """DeepLab v3 head: :class:`ASPP` on the deepest feature, 3×3 conv-BN-ReLU, 1×1
+    classifier, bilinear up-sampling by ``feature_stride`` and crop to ``size``.
+
+    ``__call__(features, *, size=(H, W), train)`` → ``[B, H, W, K]``.
+    """
+
+    num_classes: int
+    feature_name: str = "stage4"
+    feature_stride: int = 16
+    features: int = 256
+    rates: Sequence[int] = (6, 12, 18)
+    image_pooling: bool = True
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    bn_axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, features, *, size: Sequence[int], train: bool):
+        x = features[self.feature_name]
+        common = dict(dtype=self.dtype, param_dtype=self.param_dtype,
+                      bn_axis_name=self.bn_axis_name)
+        x = ASPP(self.features, self.rates, self.image_pooling, name="aspp", **common)(
+            x, train=train)
+        x = ConvBNAct(self.features, 3, name="conv", **common)(x, train=train)
+        x = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
+                    name="classifier")(x)
+        s = self.feature_stride
+        x = resize_bilinear(x.astype(jnp.float32), (s * x.shape[1], s * x.shape[2]))
+        return align_to(x, size)
+
+
+class EncoderDecoder(nn.Module):
+    """"Deconvolutional network" (Noh et al. 2015) / SegNet (Badrinarayanan et al. 2017):
+    an encoder of conv stages each ending in a 2×2 max-pool, and a mirrored decoder that
+    up-samples ×2 per stage, then convs.
+
+    ``upsample="unpool"``: max-unpooling with the encoder's switches (values return to the
+    pixel that won the max; no parameters). ``upsample="learned"``: a bilinear-initialised
+    learnable ×2 transposed convolution. Sizes round up at each pool and the decoder crops
+    back to each encoder stage's size, so any ``H, W >= 2^stages`` work.
+
+    Attributes: num_classes, widths (per encoder stage), convs_per_stage.
+    Param names: ``enc{i}_conv{j}``, ``dec{i}_conv{j}``, ``dec{i}_up``, ``classifier``.
+    ``__call__(x [B, H, W, C], *, train)`` → ``[B, H, W, K]``.
+    """
+
+    num_classes: int
+    widths: Sequence[int] = (64, 128, 256, 512)
+    convs_per_stage: int = 2
+    upsample: str = "unpool"
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    bn_axis_name: str | None = None
+
+    @property
+    def min_size(self) -> int:
+        return 2 ** len(self.widths)
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        if self.upsample not in ("unpool", "learned"):
+            raise ValueError(f"upsample must be 'unpool' or 'learned'; got {self.upsample!r}")
+        x = check_input_size(x, self.min_size).astype(self.dtype)
+        cba = functools.partial(ConvBNAct, dtype=self.dtype, param_dtype=self.param_dtype,
+                                bn_axis_name=self.bn_axis_name)
+        stack = []
+        for i, w in enumerate(self.widths, start=1):
+            for j in range(1, self.convs_per_stage + 1):
+                x = cba(w, 3, name=f"enc{i}_conv{j}")(x, train=train)
+            size = x.shape[1:3]
+            x, switches = max_pool_with_argmax(x)
+            stack.append((size, switches))
+        n = len(self.widths)
+        for i in range(n, 0, -1):
+            size, switches = stack[i - 1]
+            if self.upsample == "unpool":
+                x = max_unpool(x, switches, size)
+            else:
+                x = align_to(bilinear_upsampler(x.shape[-1], 2, name=f"dec{i}_up",
+                                                dtype=self.dtype,
+                                                param_dtype=self.param_dtype)(x), size)
+            w_out = self.widths[i - 2] if i > 1 else self.widths[0]
+            for j in range(1, self.convs_per_stage + 1):
+                w = self.widths[i - 1] if j < self.convs_per_stage else w_out
+                x = cba(w, 3, name=f"dec{i}_conv{j}")(x, train=train)
+        return nn.Conv(self.num_classes, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
+                       name="classifier")(x)
+
+
+class _BNPReLU(nn.Module):
+    """BatchNorm + channel-wise PReLU (ESPNet's ``BR``)."""
+
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    bn_axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-3,
+                         dtype=self.dtype, param_dtype=self.param_dtype,
+                         axis_name=self.bn_axis_name, name="bn")(x)
+        alpha = self.param("prelu", nn.initializers.constant(0.25), (x.shape[-1],),
+                           self.param_dtype)
+        return jnp.where(x >= 0, x, alpha.astype(x.dtype) * x)
+
+
+def _avg_pool_ceil(x):
+    """3×3/2 average pool with padding 1 (counting padding as in PyTorch's default):
+    ``n → ⌈n/2⌉``."""
+    return nn.avg_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
+                       count_include_pad=True)
+
+
+class ESPNet(nn.Module):
+    """ESPNet (Mehta et al. 2018, Fig. 4d; the authors' ``ESPNet`` / ``ESPNet_Encoder``).
+
+    Encoder (ESPNet-C): conv 3×3/2 (``level1``) with the input image re-injected (average-pooled)
+    at strides 2 and 4; a strided ESP block (``level2_0``) and ``alpha`` ESP blocks at stride 4;
+    a strided ESP block (``level3_0``) and ``beta`` ESP blocks at stride 8; concatenations
+    followed by BN-PReLU. ``decoder=False`` scores the stride-8 map (1×1) and up-samples ×8
+    bilinearly (ESPNet-C). ``decoder=True`` adds the paper's light decoder: ×2 transposed
+    convs with skip merges at strides 4 and 2 (an ESP block fuses stride 4) and a final ×2
+    transposed conv.
+
+    ``hff=False`` builds every ESP block without hierarchical feature fusion (a naive
+    concatenation of dilated branches, prone to gridding artefacts).
+
+    Attributes: num_classes, widths ``(w1, w2, w3)`` (16, 64, 128 in the paper), alpha, beta
+    (2, 8 in ESPNet), branches (K = 5), hff, decoder.
+    ``__call__(x [B, H, W, 3], *, train)`` → ``[B, H, W, K]``; needs ``H, W >= 8``.
+    """
+
+    num_classes: int
+    widths: Sequence[int] = (16, 64, 128)
+    alpha: int = 2
+    beta: int = 8
+    branches: int = 5
+    hff: bool = True
+    decoder: bool = True
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    bn_axis_name: str | None = None
+
+    min_size = 8
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        x = check_input_size(x, self.min_size).astype(self.dtype)
+        size = x.shape[1:3]
+        common = dict(dtype=self.dtype, param_dtype=self.param_dtype,
+                      bn_axis_name=self.bn_axis_name)
+        br = lambda name: _BNPReLU(name=name, **common)
+        esp = functools.partial(ESPBlock, branches=self.branches, hff=self.hff, **common)
+        w1, w2, w3 = self.widths
+        k = self.num_classes
+
+        out1 = ConvBNAct(w1, 3, strides=2, act=None, name="level1", **common)(x, train=train)
+        out1 = br("level1_br")(out1, train=train)
+        sample1 = _avg_pool_ceil(x)
+        sample2 = _avg_pool_ceil(sample1)
+        cat1 = br("b1")(jnp.concatenate([out1, sample1], -1), train=train)
+
+        out2_0 = esp(w2, strides=2, name="level2_0")(cat1, train=train)
+        out2 = out2_0
+        for i in range(self.alpha):
+            out2 = esp(w2, name=f"level2_{i + 1}")(out2, train=train)
+        cat2 = br("b2")(jnp.concatenate([out2, out2_0, sample2], -1), train=train)
+
+        out3_0 = esp(w3, strides=2, name="level3_0")(cat2, train=train)
+        out3 = out3_0
+        for i in range(self.beta):
+            out3 = esp(w3, name=f"level3_{i + 1}")(out3, train=train)
+        cat3 = br("b3")(jnp.concatenate([out3_0, out3], -1), train=train)
+
+        conv1x1 = lambda c, name: nn.Conv(c, (1, 1), use_bias=False, dtype=self.dtype,
+                                           param_dtype=self.param_dtype, name=name)
+        score3 = conv1x1(k, "classifier")(cat3)
+        if not self.decoder:
+            up = resize_bilinear(score3.astype(jnp.float32),
+                                 (8 * score3.shape[1], 8 * score3.shape[2]))
+            return align_to(up, size)
+        deconv = lambda name: TransposedConv(k, kernel_size=2, strides=2, padding=0,
+                                             use_bias=False, name=name, dtype=self.dtype,
+                                             param_dtype=self.param_dtype)
+        up3 = br("up_l3_br")(align_to(deconv("up_l3")(score3), cat2.shape[1:3]), train=train)
+        l2 = br("proj_l2_br")(conv1x1(k, "proj_l2")(cat2), train=train)
+        comb = ESPBlock(k, branches=min(self.branches, k), hff=self.hff, residual=False,
+                        name="combine_l2_l3", **common)(jnp.concatenate([l2, up3], -1),
+                                                        train=train)
+        up2 = br("up_l2_br")(align_to(deconv("up_l2")(comb), cat1.shape[1:3]), train=train)
+        l1 = conv1x1(k, "proj_l1")(cat1)
+        merged = ConvBNAct(k, 3, act=None, name="combine_l1", **common)(
+            jnp.concatenate([l1, up2], -1), train=train)
+        merged = br("combine_l1_br")(merged, train=train)
+        return align_to(deconv("classifier_up")(merged), size)
