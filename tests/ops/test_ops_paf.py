@@ -117,6 +117,9 @@ def test_limb_score_along_against_and_across_limb():
     dots = np.asarray(paf.limb_dots(field, q1, q2, num_samples=7))
     for r in range(6):
         np.testing.assert_allclose(dots[r], _ref_limb_dots(field, q1[r], q2[r], 7), atol=1e-5)
+    # The host-side twin used by group_keypoints agrees.
+    np.testing.assert_allclose(paf._limb_dots_numpy(field, q1.astype(np.float32),
+                                                    q2.astype(np.float32), 7), dots, atol=1e-5)
 
 
 STAR = np.array([[0, 1], [0, 2], [0, 3]])

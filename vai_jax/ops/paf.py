@@ -110,6 +110,19 @@ def limb_dots(field, p1, p2, *, num_samples: int = 10):
     return jnp.sum(samples * unit[..., None, :], axis=-1)
 
 
+def _limb_dots_numpy(field, p1, p2, num_samples):
+    """NumPy twin of :func:`limb_dots` for the host-side grouping loop (no dispatch cost)."""
+    height, width = field.shape[:2]
+    d = p2 - p1
+    length = np.linalg.norm(d, axis=-1, keepdims=True)
+    u = (np.arange(num_samples, dtype=np.float32) + 0.5) / num_samples
+    pts = p1[..., None, :] + u[:, None] * d[..., None, :]
+    col = np.clip(np.floor(pts[..., 0]).astype(np.int64), 0, width - 1)
+    row = np.clip(np.floor(pts[..., 1]).astype(np.int64), 0, height - 1)
+    unit = np.where(length > 0, d / np.where(length > 0, length, 1.0), 0.0)
+    return np.sum(field[row, col] * unit[..., None, :], axis=-1).astype(np.float32)
+
+
 def limb_score(field, p1, p2, *, num_samples: int = 10):
     """Line-integral association score ``E = ∫₀¹ L(p(u)) · (p2 − p1)/|p2 − p1| du`` (Cao et
     al. Eq. 10), approximated by the midpoint rule over ``num_samples`` samples (see
@@ -173,7 +186,7 @@ def group_keypoints(peaks, peak_scores, peak_valid, fields, skeleton, *, num_sam
             continue
         p1 = np.repeat(peaks[ka, ia], ib.size, axis=0)
         p2 = np.tile(peaks[kb, ib], (ia.size, 1))
-        dots = np.asarray(limb_dots(fields[..., limb, :], p1, p2, num_samples=num_samples))
+        dots = _limb_dots_numpy(fields[..., limb, :], p1, p2, int(num_samples))
         score = dots.mean(-1).reshape(ia.size, ib.size)
         frac = (dots > dot_threshold).mean(-1).reshape(ia.size, ib.size)
         good = (score > min_limb_score) & (frac >= min_fraction)
