@@ -190,10 +190,11 @@ def _fmt(v, spec):
 
 def to_markdown(results: list[Result], meta: dict) -> str:
     """The comparison table in markdown, with the settings it was measured under."""
+    timing = (f"on {meta['device']} (batch {meta['batch_size']}, {meta['num_steps']} timed "
+              f"steps after {meta['warmup_steps']} warm-up; jax {meta['jax_version']})"
+              if meta["num_steps"] > 0 else "(counts only, no timing)")
     lines = [
-        f"Network comparison at {meta['image_size']}x{meta['image_size']} on {meta['device']} "
-        f"(batch {meta['batch_size']}, {meta['num_steps']} timed steps after "
-        f"{meta['warmup_steps']} warm-up; jax {meta['jax_version']}).",
+        f"Network comparison at {meta['image_size']}x{meta['image_size']} {timing}.",
         "",
         "| Model | Params (M) | MACs per image (G) | Inference (img/s) | Train step (img/s) "
         "| Top-1 |",
