@@ -37,8 +37,9 @@ def test_bagnet_evidence_and_patch_size():
                    stem_width=4, num_classes=3)
     v = random_variables(model, (1, 40, 40, 3))
     x = jax.random.normal(jax.random.PRNGKey(1), (1, 40, 40, 3))
-    ev, logits = evidence_maps(model, v, x, train=False)
-    np.testing.assert_allclose(np.asarray(ev), model.apply(v, x, train=False)[1]["evidence"])
+    ev, logits = jax.jit(lambda v, x: evidence_maps(model, v, x, train=False))(v, x)
+    own = jax.jit(lambda v, x: model.apply(v, x, train=False)[1]["evidence"])(v, x)
+    np.testing.assert_allclose(np.asarray(ev), own, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(np.asarray(ev).mean((1, 2)), logits, rtol=1e-5, atol=1e-6)
     # Our traced receptive field agrees with the BagNet's own patch size (9 px).
     rf = layer_receptive_field(model, v, "evidence", (1, 40, 40, 3), train=False)

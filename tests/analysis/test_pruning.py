@@ -53,8 +53,8 @@ def test_pruned_network_is_smaller_and_exact():
         drop = np.setdiff1d(np.arange(widths[name]), keep)
         silenced = zero_channels(silenced, specs[name], drop)
     x = jax.random.normal(jax.random.PRNGKey(3), (2, 12, 12, 3))
-    big_logits, big_feats = model.apply(silenced, x, train=False)
-    small_logits, small_feats = small.apply(sv, x, train=False)
+    big_logits, big_feats = jax.jit(lambda v, x: model.apply(v, x, train=False))(silenced, x)
+    small_logits, small_feats = jax.jit(lambda v, x: small.apply(v, x, train=False))(sv, x)
     np.testing.assert_allclose(small_logits, big_logits, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(small_feats["conv2"], big_feats["conv2"][..., kept["conv2"]],
                                rtol=1e-5, atol=1e-5)
@@ -68,7 +68,8 @@ def test_activation_based_scores():
     model, v = _net()
     x = np.asarray(jax.random.normal(jax.random.PRNGKey(4), (10, 12, 12, 3)))
     stats = activation_scores(model, v, x, ["conv1", "conv3"], batch_size=4, train=False)
-    feats = np.asarray(model.apply(v, x, train=False)[1]["conv3"], np.float64)
+    feats = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(v, x)[1]["conv3"],
+                       np.float64)
     np.testing.assert_allclose(stats["conv3"]["mean_activation"], feats.mean((0, 1, 2)),
                                rtol=1e-5)
     np.testing.assert_allclose(stats["conv3"]["nonzero"], (feats > 0).mean((0, 1, 2)))

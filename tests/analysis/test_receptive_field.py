@@ -66,25 +66,27 @@ def test_receptive_field_of_a_plain_function():
 
 
 def test_cifar_resnet_stages_match_chain_formula():
-    model = vai_jax.create_model("resnet20_cifar", num_classes=6)
+    # A CIFAR ResNet-8 (one basic unit per stage, option-A shortcuts): the residual branches
+    # and the strided, zero-padded shortcuts must combine into the plain chain's field.
+    model = vai_jax.create_model("resnet20_cifar", num_classes=6, stage_sizes=(1, 1, 1))
     v = random_variables(model, (1, 16, 16, 3))
     kernels, strides = [3], [1]  # stem
     expected = {"stem": chain_rf(kernels, None, strides)}
     for stage, first_stride in ((1, 1), (2, 2), (3, 2)):
-        for block in range(3):
-            kernels += [3, 3]
-            strides += [first_stride if block == 0 else 1, 1]
+        kernels += [3, 3]
+        strides += [first_stride, 1]
         expected[f"stage{stage}"] = chain_rf(kernels, None, strides)
+    assert expected["stage3"] == 3 + 4 + (2 + 4) + (4 + 8)
     for name, size in expected.items():
         rf = layer_receptive_field(model, v, name, (1, 16, 16, 3), train=False)
         assert rf.size == (size, size), name
-    assert expected["stage3"] == 81
     rf = layer_receptive_field(model, v, "stage2", (1, 16, 16, 3), train=False)
-    assert rf.jump == (2, 2)
+    assert rf.jump == (2, 2) and rf.start == (-(expected["stage2"] // 2),) * 2
     # With ReLUs the gradient support can only be smaller than the field, never outside it.
     fn = lambda x: layer_outputs(model, v, x, ["stage2"], train=False)["stage2"]
     x = jax.random.normal(jax.random.PRNGKey(2), (1, 16, 16, 3))
-    units = [(0, 0), (4, 4), (7, 2)]
+    active = np.argwhere(np.asarray(jax.jit(fn)(x))[0, :, :, 0] > 0)  # units with a gradient
+    units = [tuple(active[0]), tuple(active[len(active) // 2]), tuple(active[-1])]
     for mask, (i, j) in zip(gradient_support(fn, x, units, channel=0), units):
         assert mask.any()
         assert not (mask & ~rf.mask(i, j)).any()

@@ -54,22 +54,17 @@ def test_matching_rules():
 
 
 def test_frozen_params_do_not_change():
-    model, src, _, _ = _nets()
+    _, src, _, _ = _nets()
     params = src["params"]
     tx = freeze(optax.adamw(1e-2, weight_decay=0.1), params, frozen=["conv1"])
     labels = trainable_labels(params, frozen=["conv1"])
     assert count_by_label(params, labels) == {"frozen": 27 * 4 + 8,
                                              "trainable": 36 * 8 + 16 + 8 * 6 + 6}
     state = tx.init(params)
-    x = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 3))
-    y = jnp.array([0, 1, 2, 3])
-
-    def loss(p):
-        logits, _ = model.apply({"params": p, "batch_stats": src["batch_stats"]}, x,
-                                train=False)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-    grads = jax.jit(jax.grad(loss))(params)
+    # Any loss with a non-zero gradient on every leaf.
+    loss = lambda p: sum(jnp.sum(jnp.sin(leaf + 0.1)) for leaf in jax.tree.leaves(p))
+    grads = jax.grad(loss)(params)
+    assert all(np.all(np.asarray(g) != 0) for g in jax.tree.leaves(grads))
     updates, state = tx.update(grads, state, params)
     new = optax.apply_updates(params, updates)
     for leaf in ("kernel",):

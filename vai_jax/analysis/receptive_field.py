@@ -35,7 +35,7 @@ import numpy as np
 from jax.extend import core as jcore
 
 from vai_jax._validation import check_array
-from vai_jax.analysis.layers import layer_fn
+from vai_jax.analysis.layers import _outputs, check_layers, layer_shapes
 
 _GLOBAL = "global"
 
@@ -363,8 +363,9 @@ def layer_receptive_field(model, variables, layer: str, input_shape: Sequence[in
     """:func:`receptive_field` of the layer named ``layer`` (see
     :mod:`vai_jax.analysis.layers`; unknown names raise a ValueError listing the valid ones).
     ``call_kwargs`` go to the model (pass ``train=False``)."""
-    layer_fn(model, variables, layer, input_shape, **call_kwargs)  # validates the name
-    fn = lambda x, v: layer_fn(model, v, layer, input_shape, **call_kwargs)(x)
+    valid = layer_shapes(model, variables, input_shape, **call_kwargs)
+    check_layers([layer], list(valid))
+    fn = lambda x, v: _outputs(model, v, x, [layer], call_kwargs)[layer]
     return _traced_field(fn, input_shape, jnp.float32, variables)
 
 
