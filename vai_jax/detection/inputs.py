@@ -1,0 +1,67 @@
+"""Host-side checks and clean-up of detection targets before they enter a jitted step.
+
+Inside ``jax.jit`` bad values cannot raise, so batches are checked here (NumPy): class ids out
+of range raise, boxes are clipped to the image, boxes that are degenerate after clipping (zero
+or negative width/height, wholly outside the image) become padding, and the counts are
+returned so that nothing is dropped silently. Images with no objects are valid input.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+
+def sanitize_targets(batch: Mapping[str, np.ndarray], *, num_classes: int) -> tuple[dict, dict]:
+    """Check and clean ``boxes [B, M, 4]``, ``classes [B, M]``, ``valid [B, M]`` of a batch.
+
+    Args:
+      batch: dict with ``image [B, H, W, 3]`` and the object keys (padded, e.g. by
+        :func:`vai_jax.data.pipeline.make_loader` with ``max_objects``).
+      num_classes: ``C``; valid objects must have class ids in ``[0, C)``.
+
+    Returns:
+      ``(batch, report)``: a copy with boxes clipped to ``[0, W] x [0, H]`` and degenerate
+      boxes marked invalid (box and class zeroed); ``report`` counts ``"objects"`` (valid
+      after clean-up), ``"clipped"``, ``"degenerate"`` and ``"dropped"`` (from the pipeline's
+      ``num_dropped_objects`` when present: objects beyond ``max_objects``).
+
+    Raises:
+      ValueError: missing keys, wrong shapes, non-finite boxes of valid objects, or class ids
+        of valid objects outside ``[0, num_classes)`` (names the image and object).
+    """
+    for k in ("image", "boxes", "classes", "valid"):
+        if k not in batch:
+            raise ValueError(f"batch must have key {k!r}; got keys {sorted(batch)}")
+    boxes = np.asarray(batch["boxes"], np.float32)
+    classes = np.asarray(batch["classes"])
+    valid = np.asarray(batch["valid"]).astype(bool)
+    h, w = np.asarray(batch["image"]).shape[1:3]
+    if boxes.ndim != 3 or boxes.shape[-1] != 4 or classes.shape != boxes.shape[:2] or valid.shape != boxes.shape[:2]:
+        raise ValueError(f"boxes must be [B, M, 4] with classes and valid [B, M]; got {boxes.shape}, "
+                         f"{classes.shape}, {valid.shape}")
+    if not np.issubdtype(classes.dtype, np.integer):
+        raise ValueError(f"classes must be integers; got dtype {classes.dtype}")
+    bad = valid & ((classes < 0) | (classes >= num_classes))
+    if bad.any():
+        b, m = np.argwhere(bad)[0]
+        raise ValueError(f"classes must be in [0, {num_classes}) for valid objects; image {b} object {m} "
+                         f"has class {int(classes[b, m])} ({int(bad.sum())} such object(s))")
+    nonfinite = valid & ~np.all(np.isfinite(boxes), -1)
+    if nonfinite.any():
+        b, m = np.argwhere(nonfinite)[0]
+        raise ValueError(f"boxes of valid objects must be finite; image {b} object {m} is {boxes[b, m].tolist()}")
+    clipped = boxes.copy()
+    clipped[..., [0, 2]] = np.clip(boxes[..., [0, 2]], 0, w)
+    clipped[..., [1, 3]] = np.clip(boxes[..., [1, 3]], 0, h)
+    was_clipped = valid & np.any(clipped != boxes, -1)
+    degenerate = valid & ((clipped[..., 2] <= clipped[..., 0]) | (clipped[..., 3] <= clipped[..., 1]))
+    keep = valid & ~degenerate
+    out = dict(batch)
+    out["boxes"] = np.where(keep[..., None], clipped, 0).astype(np.float32)
+    out["classes"] = np.where(keep, classes, 0).astype(np.int32)
+    out["valid"] = keep
+    report = {"objects": int(keep.sum()), "clipped": int((was_clipped & keep).sum()),
+              "degenerate": int(degenerate.sum()),
+              "dropped": int(np.sum(batch.get("num_dropped_objects", 0)))}
+    return out, report
