@@ -1,0 +1,77 @@
+r"""Config of ``experiments/inspect_network.py``: look inside a classifier of the built-in shapes.
+
+Command (trains a small PlainCNN on 32x32 shapes first, ~1-2 minutes on a 2-core CPU, then runs
+every tool)::
+
+  python experiments/inspect_network.py --workdir /tmp/inspect
+
+On the network trained by the classifier experiment (a ResNet; pruning then needs a PlainCNN
+and is skipped)::
+
+  python experiments/train_classifier.py --workdir /tmp/shapes_resnet32
+  python experiments/inspect_network.py --workdir /tmp/inspect_r32 \
+      --checkpoint_dir /tmp/shapes_resnet32 --config.model=resnet32_cifar
+
+Writes to ``--workdir``: ``report.md`` (every table), ``results.json``, ``filters.png``,
+``activation_max.png``, ``patches_<layer>.png``, ``probe.png``, ``pruning.png``,
+``evidence.png``. Result to expect: see ``MEASURED``.
+
+Variants (``--config=experiments/configs/inspect_shapes.py:<arg>``): ``runlocal`` — tiny sizes,
+a smoke test of seconds.
+"""
+import ml_collections
+
+# Filled in from a measured run (2-core shared CPU); see report.md of that run.
+MEASURED = "see the final report of issue 9 (report.md of a default run)"
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.image_size = 32
+    c.num_train = 4000            # shapes classification examples generated for training/probes
+    c.num_test = 1000
+    # The network: "plain_cnn" (trained here unless a checkpoint is given) or any
+    # vai_jax.create_model name (needs --checkpoint_dir; a fresh init is used for "random").
+    c.model = "plain_cnn"
+    c.widths = (16, 16, 32, 32, 64, 64)
+    c.pool_after = (2, 4)
+    c.checkpoint_dir = ""         # train_classifier.py workdir or its checkpoints/ folder
+    c.train = ml_collections.ConfigDict(dict(steps=600, batch_size=64, lr=3e-3,
+                                             weight_decay=1e-4, crop_padding=2))
+    # Layers to show ("" entries are ignored; empty tuple = automatic: the feature stages).
+    c.layers = ()
+    c.actmax = ml_collections.ConfigDict(dict(channels=8, steps=128, lr=0.05, l2_decay=1e-3,
+                                              blur_every=4, blur_sigma=0.5, jitter=1))
+    c.patches = ml_collections.ConfigDict(dict(channels=6, k=8))
+    c.probe = ml_collections.ConfigDict(dict(num_train=2000, target_dim=1024, steps=300,
+                                             lr=1e-2, weight_decay=1e-4))
+    c.prune = ml_collections.ConfigDict(dict(ratios=(0.25, 0.5, 0.75), methods=("l1", "nonzero"),
+                                             finetune_steps=100, finetune_lr=1e-3))
+    c.quant = ml_collections.ConfigDict(dict(bits=(8, 6, 4, 3, 2, 1)))
+    c.evidence_images = 6
+    c.progress = True
+
+    if arg == "runlocal":
+        c.image_size = 16
+        c.num_train = 256
+        c.num_test = 64
+        c.widths = (4, 8, 8)
+        c.pool_after = (1,)
+        c.train.steps = 20
+        c.train.batch_size = 32
+        c.actmax.steps = 8
+        c.actmax.channels = 2
+        c.patches.channels = 2
+        c.patches.k = 3
+        c.probe.num_train = 128
+        c.probe.steps = 20
+        c.prune.ratios = (0.5,)
+        c.prune.methods = ("l1",)
+        c.prune.finetune_steps = 5
+        c.quant.bits = (4, 1)
+        c.evidence_images = 2
+        c.progress = False
+    elif arg:
+        raise ValueError(f"unknown config variant {arg!r}; use 'runlocal' or nothing")
+    return c
