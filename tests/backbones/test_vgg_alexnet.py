@@ -1,5 +1,7 @@
 """VGG (paper Table 1 configurations) and AlexNet: parameter counts (torchvision and the VGG
 paper's Table 2), A-LRN's normalisation against a NumPy reference, dropout, feature shapes."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,11 +41,14 @@ def test_torchvision_parity():
         assert torchvision_count(name) == expected, name
 
 
-def test_vgg11_lrn_forward_backward_and_lrn_reference():
+def test_vgg11_lrn_shapes_and_lrn_reference():
     model = vai_jax.create_model("vgg11_lrn", num_classes=3, **TINY)
     x = jax.random.normal(jax.random.key(0), (2, 36, 40, 3))
-    variables = forward_backward(model, x, 3, rounding="floor", rngs={"dropout": jax.random.key(1)})
-    (_, feats), inter = model.apply(variables, x, train=False, capture_intermediates=True)
+    forward_backward(model, x, 3, rounding="floor", rngs={"dropout": jax.random.key(1)},
+                     abstract=True)
+    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
+    (_, feats), inter = jax.jit(functools.partial(
+        model.apply, train=False, capture_intermediates=True))(variables, x)
     a = np.asarray(inter["intermediates"]["stage1"]["conv1"]["__call__"][0], np.float64)
     # Krizhevsky et al. 2012: b = a / (k + alpha * sum_{5 neighbours} a^2)^beta, k=2, 1e-4, 0.75.
     c = a.shape[-1]
@@ -79,12 +84,13 @@ def test_alexnet_feature_sizes_at_224():
 def test_dropout_uses_rng_only_in_training():
     model = vai_jax.create_model("vgg11", num_classes=3, **TINY)
     x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
-    variables = model.init(jax.random.key(0), x, train=False)
-    e1, _ = model.apply(variables, x, train=False)
-    e2, _ = model.apply(variables, x, train=False)
+    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
+    apply = jax.jit(model.apply, static_argnames="train")
+    e1, _ = apply(variables, x, train=False)
+    e2, _ = apply(variables, x, train=False)
     np.testing.assert_array_equal(e1, e2)
-    t1, _ = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)})
-    t2, _ = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)})
+    t1, _ = apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)})
+    t2, _ = apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)})
     assert not np.allclose(t1, t2)
     with pytest.raises(Exception, match="dropout"):
         model.apply(variables, x, train=True)

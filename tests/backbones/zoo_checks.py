@@ -7,9 +7,17 @@ import pytest
 
 
 def n_params(model, hw=64):
-    """Parameter count through jax.eval_shape (nothing is allocated)."""
-    shapes = jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros((1, hw, hw, 3)), train=False))
+    """Parameter count through jax.eval_shape (nothing is allocated). Also checks, on the same
+    abstract evaluation, that the features' channels are those of ``feature_info`` and that the
+    logits have ``num_classes`` columns (or are None)."""
+    (logits, feats), shapes = jax.eval_shape(lambda: model.init_with_output(
+        jax.random.key(0), jnp.zeros((1, hw, hw, 3)), train=False))
+    assert {f.name: f.channels for f in model.feature_info} == {
+        f.name: feats[f.name].shape[-1] for f in model.feature_info}
+    if model.num_classes:
+        assert logits.shape == (1, model.num_classes)
+    else:
+        assert logits is None
     return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(shapes["params"]))
 
 
@@ -47,9 +55,10 @@ def check_features(model, out, x, rounding="ceil"):
     return logits
 
 
-def forward_backward(model, x, num_classes, rounding="ceil", rngs=None):
+def forward_backward(model, x, num_classes, rounding="ceil", rngs=None, abstract=False):
     """init, a train-mode forward (with BN-stat updates), its gradient and an eval forward, all
-    in one jitted function (one compilation keeps the tests fast). Returns the variables."""
+    in one jitted function (one compilation keeps the tests fast). Returns the variables.
+    ``abstract=True`` runs it under jax.eval_shape (shapes only, nothing compiled)."""
     rngs = rngs or {}
 
     @jax.jit
@@ -64,8 +73,13 @@ def forward_backward(model, x, num_classes, rounding="ceil", rngs=None):
         grads, (out, updates) = jax.grad(loss, has_aux=True)(variables["params"])
         return variables, out, updates, grads, model.apply(variables, x, train=False)[0]
 
-    variables, out, updates, grads, logits_eval = run(x)
+    variables, out, updates, grads, logits_eval = (jax.eval_shape(run, x) if abstract
+                                                   else run(x))
     logits = check_features(model, out, x, rounding)
+    if abstract:
+        assert logits.shape == logits_eval.shape == (x.shape[0], num_classes)
+        assert jax.tree.map(lambda g, p: g.shape == p.shape, grads, variables["params"])
+        return variables
     assert logits.shape == logits_eval.shape == (x.shape[0], num_classes)
     if "batch_stats" in variables:
         assert jax.tree.structure(updates["batch_stats"]) == jax.tree.structure(
