@@ -65,3 +65,33 @@ def sanitize_targets(batch: Mapping[str, np.ndarray], *, num_classes: int) -> tu
               "degenerate": int(degenerate.sum()),
               "dropped": int(np.sum(batch.get("num_dropped_objects", 0)))}
     return out, report
+
+
+TARGET_KEYS = ("boxes", "classes", "valid", "masks", "proposals", "proposal_valid")
+
+
+def detection_preprocess(batch, rng, *, train: bool, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)):
+    """``preprocess_fn`` for :func:`vai_jax.train.step.make_train_step` and the detectors.
+
+    Returns the detectors' input dict: ``image`` float32 ``(image / 255 - mean) / std``; when
+    ``train`` also the targets present in ``batch`` (``boxes``, ``classes``, ``valid``,
+    ``masks``) and ``rng`` (this step's key, for the anchor / RoI samplers); ``proposals`` and
+    ``proposal_valid`` (Fast R-CNN, R-CNN) are passed in both modes.
+    """
+    import jax.numpy as jnp
+
+    image = batch["image"]
+    x = image.astype(jnp.float32)
+    if image.dtype == jnp.uint8:
+        x = x / 255.0
+    x = (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+    out = {"image": x}
+    for k in ("proposals", "proposal_valid"):
+        if k in batch:
+            out[k] = batch[k]
+    if train:
+        for k in TARGET_KEYS[:4]:
+            if k in batch:
+                out[k] = batch[k]
+        out["rng"] = rng
+    return out

@@ -1,0 +1,37 @@
+"""Fast R-CNN (Girshick, 2015): one backbone pass per image, proposals given from outside
+(here :func:`vai_jax.detection.proposals.sliding_window_proposals`, or any ``[B, P, 4]``), RoIPool
+(or RoIAlign) to 7x7, sibling softmax classifier and box regressor trained jointly on N images x
+R/N sampled RoIs."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+
+from vai_jax.detection.faster_rcnn import feature_strides
+from vai_jax.detection.roi_stage import RoIStage
+
+
+class FastRCNN(nn.Module):
+    """Attributes: backbone (``(x, *, train) -> (logits, features)``), feature_name, roi_stage.
+
+    ``__call__(inputs, *, train)``: inputs ``image [B, H, W, 3]``, ``proposals [B, P, 4]`` xyxy
+    input pixels, ``proposal_valid [B, P]`` bool, and when ``train`` the targets ``boxes``,
+    ``classes``, ``valid`` and ``rng`` (as :class:`~vai_jax.detection.faster_rcnn.FasterRCNN`).
+    Returns the :class:`RoIStage` outputs.
+    """
+
+    backbone: nn.Module
+    feature_name: str
+    roi_stage: RoIStage
+
+    @nn.compact
+    def __call__(self, inputs: dict, *, train: bool):
+        images = inputs["image"]
+        image_size = tuple(int(s) for s in images.shape[1:3])
+        _, feats = self.backbone(images, train=train)
+        maps = [feats[self.feature_name]]
+        strides = feature_strides(image_size, maps)
+        return self.roi_stage(maps, strides, inputs["proposals"], inputs["proposal_valid"],
+                              image_size=image_size, targets=inputs if train else None,
+                              rng=inputs.get("rng"), train=train)

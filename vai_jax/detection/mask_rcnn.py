@@ -1,0 +1,20 @@
+"""Mask R-CNN (He et al., 2017): Faster R-CNN with RoIAlign and a mask branch (RoIAlign 14x14,
+fully convolutional, transposed conv to 28x28, one binary mask per class, BCE on the RoI's
+class only). Masks are pasted back into the image with :func:`vai_jax.ops.masks.paste_masks`."""
+from __future__ import annotations
+
+import dataclasses
+
+from vai_jax.detection.faster_rcnn import FasterRCNN
+from vai_jax.detection.roi_stage import RoIStage
+
+
+def mask_rcnn(*, backbone, feature_names, roi_stage: RoIStage, **kwargs) -> FasterRCNN:
+    """A :class:`FasterRCNN` whose ``roi_stage`` has the mask branch on (RoIAlign pooling).
+
+    ``roi_stage`` is copied with ``with_masks=True, pool_mode="align"``; ``kwargs`` go to
+    :class:`FasterRCNN`. Training inputs then also need ``masks [B, M, H, W]``; inference outputs
+    add ``masks [B, D, 28, 28]`` (probabilities in each detected box's frame).
+    """
+    stage = roi_stage.clone(with_masks=True, pool_mode="align")
+    return FasterRCNN(backbone=backbone, feature_names=feature_names, roi_stage=stage, **kwargs)

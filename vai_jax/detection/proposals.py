@@ -1,0 +1,80 @@
+"""Region proposals with static shapes: decoding the RPN (top-k, decode, clip, remove small,
+NMS, top-k) and the dense sliding-window generator used by R-CNN / Fast R-CNN here.
+
+R-CNN's selective search (grouping superpixels by colour and texture) is replaced by dense
+sliding windows: every position of a regular grid with a few sizes and aspect ratios, clipped to
+the image. On the shapes data this gives the same role — a few hundred class-agnostic boxes
+per image, independent of the network — with a static count and no extra dependency. It is the
+"sliding window" baseline the lecture describes before selective search.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vai_jax.ops.anchors import level_anchors
+from vai_jax.ops.boxes import clip_boxes, decode_boxes, valid_box_mask
+from vai_jax.ops.nms import batched_nms
+
+
+def sliding_window_proposals(image_size: Sequence[int], *, stride: int, sizes: Sequence[float],
+                             aspect_ratios: Sequence[float]) -> jnp.ndarray:
+    """Dense windows: centres every ``stride`` pixels (cell centres), ``len(sizes) *
+    len(aspect_ratios)`` shapes each, clipped to the image, boxes that collapse dropped.
+
+    Returns ``[P, 4]`` float32 xyxy input pixels (a constant; P depends only on the arguments).
+    """
+    h, w = (int(s) for s in image_size)
+    fh, fw = -(-h // stride), -(-w // stride)
+    a = np.array(level_anchors((fh, fw), stride, sizes, aspect_ratios, offset=0.5, round_to_int=False))
+    a[:, [0, 2]] = np.clip(a[:, [0, 2]], 0, w)
+    a[:, [1, 3]] = np.clip(a[:, [1, 3]], 0, h)
+    keep = (a[:, 2] - a[:, 0] >= 1) & (a[:, 3] - a[:, 1] >= 1)
+    return jnp.asarray(np.unique(a[keep], axis=0))
+
+
+def decode_proposals(anchors, logits, deltas, *, image_size: Sequence[int], pre_nms_top_n: int,
+                     post_nms_top_n: int, nms_threshold: float = 0.7, min_size: float = 1e-3,
+                     level_counts: Sequence[int] | None = None):
+    """RPN outputs -> proposals of each image (torchvision ``RegionProposalNetwork.filter_proposals``).
+
+    Per image and level: the ``pre_nms_top_n`` highest objectness logits; decode (weights
+    1, 1, 1, 1), clip to the image, drop boxes with a side < ``min_size``; NMS at
+    ``nms_threshold`` (per level when ``level_counts`` is given); keep the best
+    ``post_nms_top_n``.
+
+    Args:
+      anchors ``[A, 4]``; logits ``[B, A]``; deltas ``[B, A, 4]``; image_size ``(H, W)``;
+      level_counts: anchors per level (from :func:`vai_jax.ops.anchors.multilevel_anchors`).
+
+    Returns:
+      ``(boxes [B, post, 4], scores [B, post] (sigmoid objectness), valid [B, post] bool)``,
+      boxes sorted by score, padding rows zero; gradients stopped.
+    """
+    logits = jax.lax.stop_gradient(logits)
+    deltas = jax.lax.stop_gradient(deltas)
+    h, w = (int(s) for s in image_size)
+    counts = [anchors.shape[0]] if level_counts is None else [int(c) for c in level_counts]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int)
+
+    def one(lg, dl):
+        sel_idx, lvl_ids = [], []
+        for li, (s, c) in enumerate(zip(starts, counts)):
+            k = min(pre_nms_top_n, c)
+            _, i = jax.lax.top_k(lg[s:s + c], k)
+            sel_idx.append(i + s)
+            lvl_ids.append(jnp.full((k,), li, jnp.int32))
+        idx = jnp.concatenate(sel_idx)
+        lvl = jnp.concatenate(lvl_ids)
+        boxes = clip_boxes(decode_boxes(dl[idx], anchors[idx]), h, w)
+        sc = lg[idx]
+        ok = valid_box_mask(boxes, min_size=min_size)
+        keep = batched_nms(boxes, sc, lvl, nms_threshold, max_outputs=post_nms_top_n, valid=ok)
+        good = keep >= 0
+        k = jnp.maximum(keep, 0)
+        return (jnp.where(good[:, None], boxes[k], 0.0), jnp.where(good, jax.nn.sigmoid(sc[k]), 0.0), good)
+
+    return jax.vmap(one)(logits, deltas)
