@@ -126,15 +126,29 @@ def conv_transpose(x, kernel, *, strides: int | Sequence[int] = 1,
         raise ValueError(f"feature_group_count {g} must divide C_in = {cin}")
     for n, k, si, pi, ai in zip(x.shape[1:3], (kh, kw), s, p, a):
         transposed_conv_output_size(n, k, si, pi, ai)
-    # Rewrite as a forward convolution of the stride-dilated input with the flipped kernel;
-    # with groups the per-group (C_in/g -> C_out/g) blocks keep their order.
-    w = kernel[::-1, ::-1]
-    w = w.reshape(kh, kw, g, cin // g, cout_g)
-    w = jnp.transpose(w, (0, 1, 3, 2, 4)).reshape(kh, kw, cin // g, g * cout_g)
-    pads = [(k - 1 - pi, k - 1 - pi + ai) for k, pi, ai in zip((kh, kw), p, a)]
-    return lax.conv_general_dilated(
-        x, w.astype(x.dtype), window_strides=(1, 1), padding=pads, lhs_dilation=s,
+    # Sub-pixel (phase) decomposition, which never multiplies the zeros a stride-dilated input
+    # would hold: full output o = s·q + r reads y_r[q] = Σ_m x[q − m]·w[s·m + r], a stride-1
+    # correlation of x (padded M − 1 each side, M = ⌈k/s⌉) with the flipped phase kernel. All
+    # s_h·s_w phases are one convolution with s_h·s_w·C_out/g outputs per group, interleaved
+    # afterwards (depth-to-space); then p pixels are cropped from each side.
+    (sh, sw), (ph, pw), (ah, aw) = s, p, a
+    mh, mw = -(-kh // sh), -(-kw // sw)
+    w = jnp.pad(kernel, ((0, mh * sh - kh), (0, mw * sw - kw), (0, 0), (0, 0)))
+    w = w.reshape(mh, sh, mw, sw, g, cin // g, cout_g)[::-1, :, ::-1]
+    w = jnp.transpose(w, (0, 2, 5, 4, 1, 3, 6)).reshape(mh, mw, cin // g, g * sh * sw * cout_g)
+    y = lax.conv_general_dilated(
+        x, w.astype(x.dtype), window_strides=(1, 1),
+        padding=[(mh - 1, mh - 1), (mw - 1, mw - 1)],
         dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=g)
+    b, qh, qw, _ = y.shape
+    y = y.reshape(b, qh, qw, g, sh, sw, cout_g).transpose(0, 1, 4, 2, 5, 3, 6)
+    y = y.reshape(b, qh * sh, qw * sw, g * cout_g)
+    out_h = (x.shape[1] - 1) * sh - 2 * ph + kh + ah
+    out_w = (x.shape[2] - 1) * sw - 2 * pw + kw + aw
+    extra_h, extra_w = max(0, ph + out_h - qh * sh), max(0, pw + out_w - qw * sw)
+    if extra_h or extra_w:  # output_padding beyond the full output: zeros
+        y = jnp.pad(y, ((0, 0), (0, extra_h), (0, extra_w), (0, 0)))
+    return y[:, ph:ph + out_h, pw:pw + out_w]
 
 
 def bilinear_upsample(x, factor: int, *, edge: str = "replicate"):
