@@ -46,3 +46,16 @@ from vai_jax.ops.roi import (
     roi_align_batched,
     roi_pool,
 )
+from vai_jax.ops.upsample import (
+    align_to,
+    bilinear_kernel,
+    bilinear_kernel_1d,
+    bilinear_kernel_size,
+    bilinear_padding,
+    bilinear_upsample,
+    conv_transpose,
+    max_pool_with_argmax,
+    max_unpool,
+    resize_bilinear,
+    transposed_conv_output_size,
+)
