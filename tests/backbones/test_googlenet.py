@@ -71,9 +71,10 @@ def import_torchvision():
 
 def test_torchvision_parity():
     torchvision = import_torchvision()
-    ref = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False)
-    ours = GoogLeNet(norm=True, lrn=False, kernel5x5=3)
-    assert n_params(abstract_init(ours, 224)[1]["params"]) == sum(p.numel() for p in ref.parameters())
+    for aux in (False, True):
+        ref = torchvision.models.googlenet(weights=None, aux_logits=aux, init_weights=False)
+        ours = GoogLeNet(norm=True, lrn=False, kernel5x5=3, aux_logits=aux)
+        assert n_params(abstract_init(ours, 224)[1]["params"]) == sum(p.numel() for p in ref.parameters())
 
 
 @pytest.mark.parametrize("naive", [False, True])

@@ -19,6 +19,21 @@ def n_params(tree):
     return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
 
 
+def random_variables(model, x):
+    """Variables with the shapes of ``model.init`` filled from NumPy (no init compile): kernels
+    ~ N(0, 1/fan_in), BN scales and variances 1, other vectors 0."""
+    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+    rng = np.random.default_rng(0)
+
+    def fill(path, s):
+        if len(s.shape) >= 2:
+            return jnp.asarray(rng.normal(size=s.shape) / np.sqrt(np.prod(s.shape[:-1])), s.dtype)
+        one = any(k in str(path[-1]) for k in ("scale", "var"))
+        return jnp.ones(s.shape, s.dtype) if one else jnp.zeros(s.shape, s.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
 def conv_dense_macs(model, hw):
     """Σ over Conv/Dense layers of (kernel size) × (output positions), from the captured outputs."""
     capture = lambda mdl, _: isinstance(mdl, (flax.linen.Conv, flax.linen.Dense))  # noqa: E731
@@ -57,7 +72,7 @@ def test_width_and_resolution_multipliers_match_tables_6_7(alpha, hw, macs, para
 def test_forward_backward_tiny():
     model = vai_jax.create_model("mobilenet_v1", num_classes=5, alpha=0.25)
     x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
-    variables = model.init(jax.random.key(0), x, train=False)
+    variables = random_variables(model, x)
 
     def loss(params):
         (lg, feats), upd = model.apply({**variables, "params": params}, x, train=True,

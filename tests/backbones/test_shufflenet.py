@@ -23,6 +23,21 @@ def n_params(tree):
     return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
 
 
+def random_variables(model, x):
+    """Variables with the shapes of ``model.init`` filled from NumPy (no init compile): kernels
+    ~ N(0, 1/fan_in), BN scales and variances 1, other vectors 0."""
+    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+    rng = np.random.default_rng(0)
+
+    def fill(path, s):
+        if len(s.shape) >= 2:
+            return jnp.asarray(rng.normal(size=s.shape) / np.sqrt(np.prod(s.shape[:-1])), s.dtype)
+        one = any(k in str(path[-1]) for k in ("scale", "var"))
+        return jnp.ones(s.shape, s.dtype) if one else jnp.zeros(s.shape, s.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
 def analytic_params(g, classes=1000):
     """Conv weights + BN (scale, bias) of the units as the paper defines them, plus the FC."""
     total, c_in = 27 * 24 + 2 * 24, 24
@@ -62,8 +77,8 @@ def test_forward_backward_tiny():
     model = vai_jax.create_model("shufflenet_v1", num_classes=5, scale=0.25)
     assert [f.channels for f in model.feature_info] == [6, 60, 120, 240]
     assert [f.stride for f in model.feature_info] == [2, 8, 16, 32]
-    x = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
-    variables = model.init(jax.random.key(0), x, train=False)
+    x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
+    variables = random_variables(model, x)
 
     def loss(params):
         (lg, feats), upd = model.apply({**variables, "params": params}, x, train=True,
@@ -73,7 +88,7 @@ def test_forward_backward_tiny():
     grads, (logits, feats, upd) = jax.jit(jax.grad(loss, has_aux=True))(variables["params"])
     assert logits.shape == (2, 5)
     for f in model.feature_info:
-        assert feats[f.name].shape == (2, 64 // f.stride, 64 // f.stride, f.channels)
+        assert feats[f.name].shape == (2, 32 // f.stride, 32 // f.stride, f.channels)
     assert jax.tree.structure(upd["batch_stats"]) == jax.tree.structure(variables["batch_stats"])
     leaves = jax.tree.leaves(grads)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)

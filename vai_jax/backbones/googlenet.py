@@ -5,13 +5,15 @@ biases and ReLU (no BatchNorm), local response normalisation after the first poo
 second conv (Caffe's ``bvlc_googlenet``: size 5, alpha 1e-4, beta 0.75), ceil-mode 3×3/2 max
 pools, 40% dropout before the classifier.
 
-Parameter count, 1000 classes, no auxiliary classifiers: 6,998,552 (weights and biases). The
-paper's Table 1 column sums to about 6.8M; torchvision's ``googlenet`` has 6,624,904 because it
+Parameter count, 1000 classes, no auxiliary classifiers: 6,998,552 weights and biases
+(13,378,280 with the two auxiliary classifiers). The paper's Table 1 "params" column counts
+conv weights in units of 1024 (e.g. inception_3a: 163,328 weights = 159.5K, listed 159K) and
+sums to about 6.8M; it agrees with its own widths to 2% except for ``inception_4c`` (463K
+listed, 498K from the widths) and ``inception_5a`` (1072K listed, 1019K from the widths) —
+this module follows the widths. torchvision's ``googlenet`` has 6,624,904 parameters because it
 uses 3×3 kernels in the "5×5" branches (a known discrepancy kept for its ported weights) and
-BatchNorm instead of conv biases. ``GoogLeNet(norm=True, lrn=False, kernel5x5=3)`` reproduces
-torchvision's count exactly. Note the Table 1 params column itself is not consistent with its
-widths for ``inception_4c`` (463K listed; the widths give 498K) and ``inception_5a`` (1072K
-listed; the widths give 1019K); this module follows the widths.
+BatchNorm instead of conv biases; ``GoogLeNet(norm=True, lrn=False, kernel5x5=3)`` reproduces
+that count exactly (13,004,888 with auxiliary classifiers, also torchvision's).
 
 Auxiliary classifiers (``aux_logits=True``, §5: on the outputs of 4a and 4d: 5×5/3 average
 pool, 1×1 conv with 128 channels, FC 1024, 70% dropout, linear) run only when ``train=True``
@@ -96,7 +98,7 @@ class GoogLeNet(nn.Module):
         when ``train=True``).
       dropout_rate: before the classifier (0.4 in the paper).
       aux_dropout_rate: in the auxiliary classifiers (0.7).
-      table: the per-module widths (default Table 1).
+      table: ``{module name: 6 widths}`` replacing Table 1 (e.g. thinner nets for tests).
       dtype, param_dtype, bn_axis_name: compute dtype, parameter dtype, ``pmap`` BN axis.
 
     ``__call__(x, *, train)``: ``x`` ``[B, H, W, C]`` floating (``H, W >= 32``) →
@@ -112,7 +114,7 @@ class GoogLeNet(nn.Module):
     aux_logits: bool = False
     dropout_rate: float = 0.4
     aux_dropout_rate: float = 0.7
-    table: dict = None
+    table: dict | None = None
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
