@@ -1,0 +1,70 @@
+r"""Faster R-CNN on the built-in multi-object shapes data (64x64, up to 6 objects, 6 classes),
+a narrow ResNet (stride-8 features), trained end to end on a 2-core CPU; box AP through
+pycocotools on the shapes COCO export.
+
+  python experiments/train_detector.py --workdir /tmp/det_faster
+  python experiments/train_detector.py --config=experiments/configs/detector_faster_rcnn.py:runlocal --workdir /tmp/det_smoke
+
+This file is also the base of detector_{rcnn,fast_rcnn,mask_rcnn,compare}.py (they change
+``models`` and a few fields). Expected: see experiments/BENCHMARKS.md (detectors section) /
+the printed table; ``runlocal`` is a smoke test (a few steps, tiny data, AP near 0).
+"""
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.models = ("faster_rcnn",)     # any of rcnn, fast_rcnn, faster_rcnn, mask_rcnn
+    c.image_size = 64
+    c.num_train = 20000
+    c.num_val = 500
+    c.max_objects = 6               # padding size; more objects -> reported (on_overflow="drop")
+    c.backbone_stage_sizes = (1, 1)  # ResNet-18 units, first two stages only: stride 8
+    c.backbone_widths = (16, 32)
+    c.stem_width = 16
+    c.feature = "stage2"
+    c.fpn_features = 0              # > 0 with c.fpn_feature_names: Faster R-CNN + FPN
+    c.fpn_feature_names = ("stage1", "stage2")
+    c.anchor_sizes = (8.0, 16.0, 32.0)
+    c.aspect_ratios = (0.5, 1.0, 2.0)
+    c.rpn_num_samples = 128
+    c.pre_nms_top_n_train, c.post_nms_top_n_train = 300, 64
+    c.pre_nms_top_n_test, c.post_nms_top_n_test = 300, 64
+    c.roi_num_samples = 32          # R / N RoIs per image
+    c.roi_positive_fraction = 0.25
+    c.pool_mode = "align"           # "align" or "pool" (Fast R-CNN's RoIPool)
+    c.pool_size = 7
+    c.hidden = 128
+    c.mask_features, c.mask_convs = 32, 2
+    c.max_detections = 20
+    c.score_threshold = 0.05
+    # Fast R-CNN / R-CNN proposals: dense sliding windows (selective search stand-in).
+    c.window_stride = 4
+    c.window_sizes = (8.0, 16.0, 24.0, 32.0)
+    c.window_ratios = (0.5, 1.0, 2.0)
+    c.rcnn_crop_size = 32
+    c.rcnn_finetune_fraction = 0.5  # share of R-CNN steps for stage 1 (CNN fine-tuning)
+    c.batch_size = 16
+    c.num_steps = 1500
+    c.lr = 2e-3
+    c.warmup_steps = 100
+    c.weight_decay = 1e-4
+    c.eval_batch_size = 50
+    c.rcnn_eval_batch_size = 2
+    c.log_every = 50
+    c.seed = 0
+    c.progress = True
+    c.num_figure_images = 8
+    if arg == "runlocal":
+        c.num_train, c.num_val = 64, 16
+        c.num_steps, c.warmup_steps, c.log_every = 4, 1, 2
+        c.backbone_widths = (8, 8)
+        c.stem_width = 8
+        c.hidden = 16
+        c.mask_features, c.mask_convs = 8, 1
+        c.eval_batch_size = 8
+        c.batch_size = 8
+        c.num_figure_images = 4
+    elif arg:
+        raise ValueError(f"unknown variant {arg!r}; use '' or 'runlocal'")
+    return c
