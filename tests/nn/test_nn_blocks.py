@@ -13,8 +13,9 @@ def _count(tree):
     return sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(tree))
 
 
-def _rand(key, shape):
-    return jax.random.normal(jax.random.PRNGKey(key), shape, jnp.float32)
+def _rand(seed, shape):
+    # NumPy draws: no per-shape compilation of jax.random kernels in these small tests.
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
 # ----------------------------------------------------------------------------- separable / grouped
