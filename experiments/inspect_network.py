@@ -14,7 +14,6 @@ name the parameter). Everything is written under ``--workdir`` (see the config's
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
@@ -38,8 +37,9 @@ import optax  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import vai_jax  # noqa: E402
-from vai_jax.analysis import count_params, summarize  # noqa: E402
-from vai_jax.analysis.activation_max import AscentConfig, maximise_activation, to_display  # noqa: E402
+from vai_jax.analysis import summarize  # noqa: E402
+from vai_jax.analysis.activation_max import (AscentConfig, maximise_activation,  # noqa: E402
+                                             to_display)
 from vai_jax.analysis.bagnet_evidence import class_maps, evidence_maps  # noqa: E402
 from vai_jax.analysis.filters import filter_images, first_layer_kernel  # noqa: E402
 from vai_jax.analysis.layers import LOGITS, check_layers, layer_shapes  # noqa: E402
@@ -129,7 +129,8 @@ def accuracy(model, variables, x, y, batch_size=250) -> float:
     run = jax.jit(lambda v, x: jnp.argmax(model.apply(v, x, train=False)[0], -1))
     correct = 0
     for s in range(0, len(x), batch_size):
-        correct += int(np.sum(np.asarray(run(variables, x[s:s + batch_size])) == y[s:s + batch_size]))
+        pred = np.asarray(run(variables, x[s:s + batch_size]))
+        correct += int(np.sum(pred == y[s:s + batch_size]))
     return correct / len(x)
 
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vai_jax.analysis.layers import layer_fn
+from vai_jax.analysis.layers import collect_outputs, check_layers, layer_shapes
 
 OBJECTIVES = ("mean", "centre")
 
@@ -100,16 +100,17 @@ def unit_objective(out, channels, objective: str):
 
 
 def make_ascent(fn, input_shape: Sequence[int], config: AscentConfig, *, objective: str = "mean"):
-    """Build the jit-compiled ascent ``run(channels int [N], rng) -> (images [N, H, W, C],
-    activation before [N], activation after [N])`` for ``fn: x [N, H, W, C] -> layer output``.
+    """Build the jit-compiled ascent ``run(variables, channels int [N], rng) -> (images
+    [N, H, W, C], activation before [N], activation after [N])`` for ``fn(variables, x [N, H, W,
+    C]) -> layer output`` (the variables are an argument, not constants baked into the program).
     """
     h, w, c = (int(s) for s in input_shape)
     cfg = config
 
-    def activation(x, channels):
-        return unit_objective(fn(x), channels, objective)
+    def run(variables, channels, rng):
+        def activation(x, channels):
+            return unit_objective(fn(variables, x), channels, objective)
 
-    def run(channels, rng):
         n = channels.shape[0]
         init_rng, loop_rng = jax.random.split(rng)
         if cfg.init == "noise":
@@ -158,8 +159,10 @@ def maximise_activation(model, variables, layer: str, channels: Sequence[int], *
       ``before``/``after`` are the objective at the initial and final image.
     """
     h, w, c = (int(s) for s in input_shape)
-    fn = layer_fn(model, variables, layer, (1, h, w, c), **call_kwargs)
-    out_shape = jax.eval_shape(fn, jax.ShapeDtypeStruct((1, h, w, c), jnp.float32)).shape
+    shapes = layer_shapes(model, variables, (1, h, w, c), **call_kwargs)
+    check_layers([layer], list(shapes))
+    out_shape = shapes[layer]
+    fn = lambda v, x: collect_outputs(model, v, x, [layer], call_kwargs)[layer]
     channels = np.asarray(channels, np.int32)
     if channels.ndim != 1 or channels.size == 0:
         raise ValueError(f"channels must be a non-empty 1-D sequence; got shape {channels.shape}")
@@ -167,7 +170,7 @@ def maximise_activation(model, variables, layer: str, channels: Sequence[int], *
         raise ValueError(f"channels must be in [0, {out_shape[-1]}) for layer {layer!r} "
                          f"(output {out_shape}); got {channels.tolist()}")
     run = make_ascent(fn, (h, w, c), config, objective=objective)
-    x, before, after = run(jnp.asarray(channels), jax.random.PRNGKey(seed))
+    x, before, after = run(variables, jnp.asarray(channels), jax.random.PRNGKey(seed))
     return np.asarray(x), np.asarray(before), np.asarray(after)
 
 

@@ -90,8 +90,10 @@ def check_layers(names: Sequence[str], valid: Sequence[str], argname: str = "lay
                          f"names are: {', '.join(valid)}")
 
 
-def _outputs(model, variables, x, layers, call_kwargs):
-    """Unchecked: one forward pass capturing only the wanted modules."""
+def collect_outputs(model, variables, x, layers, call_kwargs: dict) -> dict:
+    """:func:`layer_outputs` without the name check (for use inside jitted functions once the
+    names were checked with :func:`check_layers`): one forward pass capturing only the wanted
+    modules; ``call_kwargs`` is a dict (e.g. ``{"train": False}``)."""
     wanted = set(layers) - {LOGITS}
     out, state = model.apply(variables, x,
                              capture_intermediates=lambda m, name: name == "__call__"
@@ -130,7 +132,7 @@ def layer_outputs(model, variables, x, layers: Sequence[str], **call_kwargs) -> 
     layers = list(layers)
     valid = layer_shapes(model, variables, x.shape, input_dtype=x.dtype, **call_kwargs)
     check_layers(layers, list(valid), "layers")
-    return _outputs(model, variables, x, layers, call_kwargs)
+    return collect_outputs(model, variables, x, layers, call_kwargs)
 
 
 def layer_fn(model, variables, layer: str, input_shape: Sequence[int], **call_kwargs) -> Callable:
@@ -138,4 +140,4 @@ def layer_fn(model, variables, layer: str, input_shape: Sequence[int], **call_kw
     pure and jit/grad-compatible)."""
     valid = layer_shapes(model, variables, input_shape, **call_kwargs)
     check_layers([layer], list(valid))
-    return lambda x: _outputs(model, variables, x, [layer], call_kwargs)[layer]
+    return lambda x: collect_outputs(model, variables, x, [layer], call_kwargs)[layer]

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vai_jax._validation import check_array
-from vai_jax.analysis.layers import layer_fn
+from vai_jax.analysis.layers import collect_outputs, check_layers, layer_shapes
 from vai_jax.analysis.receptive_field import ReceptiveField, layer_receptive_field
 
 
@@ -84,8 +84,9 @@ def top_patches(model, variables, layer: str, channels: Sequence[int], inputs, d
     n, h, w, c = inputs.shape
     channels = np.asarray(channels, np.int32).reshape(-1)
     shape = (min(batch_size, n), h, w, c)
-    fn = layer_fn(model, variables, layer, shape, **call_kwargs)
-    out_shape = jax.eval_shape(fn, jax.ShapeDtypeStruct(shape, jnp.float32)).shape
+    shapes = layer_shapes(model, variables, shape, **call_kwargs)
+    check_layers([layer], list(shapes))
+    out_shape = shapes[layer]
     if len(out_shape) != 4:
         raise ValueError(f"layer {layer!r} must output [B, h, w, C] feature maps; got {out_shape}")
     if channels.size == 0 or channels.min() < 0 or channels.max() >= out_shape[-1]:
@@ -97,8 +98,8 @@ def top_patches(model, variables, layer: str, channels: Sequence[int], inputs, d
     chan = jnp.asarray(channels)
 
     @jax.jit
-    def best_units(x):
-        a = fn(x)[..., chan]  # [B, h, w, C']
+    def best_units(v, x):
+        a = collect_outputs(model, v, x, [layer], call_kwargs)[layer][..., chan]  # [B, h, w, C']
         flat = a.reshape(a.shape[0], -1, a.shape[-1])
         return jnp.max(flat, axis=1), jnp.argmax(flat, axis=1)
 
@@ -108,7 +109,7 @@ def top_patches(model, variables, layer: str, channels: Sequence[int], inputs, d
         pad = shape[0] - len(x)
         if pad:
             x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-        v, idx = best_units(x)
+        v, idx = best_units(variables, x)
         values.append(np.asarray(v)[:len(x) - pad])
         where.append(np.asarray(idx)[:len(x) - pad])
     values = np.concatenate(values).T  # [C', N]

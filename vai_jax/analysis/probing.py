@@ -19,7 +19,7 @@ import optax
 from tqdm.auto import tqdm
 
 from vai_jax._validation import check_array
-from vai_jax.analysis.layers import check_layers, layer_shapes, _outputs
+from vai_jax.analysis.layers import check_layers, layer_shapes, collect_outputs
 from vai_jax.nn.spp import adaptive_pool_2d
 
 
@@ -62,8 +62,8 @@ def extract_features(model, variables, inputs, layers: Sequence[str], *, target_
     layers = list(layers)
 
     @jax.jit
-    def run(x):
-        outs = _outputs(model, variables, x, layers, call_kwargs)
+    def run(v, x):
+        outs = collect_outputs(model, v, x, layers, call_kwargs)
         return {name: pool_to_length(outs[name], target_dim) for name in layers}
 
     chunks = []
@@ -72,7 +72,7 @@ def extract_features(model, variables, inputs, layers: Sequence[str], *, target_
         pad = shape[0] - len(x)
         if pad:
             x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-        out = jax.device_get(run(x))
+        out = jax.device_get(run(variables, x))
         chunks.append({k: v[:len(x) - pad] for k, v in out.items()})
     return {k: np.concatenate([c[k] for c in chunks]).astype(np.float32) for k in layers}
 

@@ -24,7 +24,7 @@ import numpy as np
 from flax import traverse_util
 from tqdm.auto import tqdm
 
-from vai_jax.analysis.layers import _outputs, check_layers, layer_shapes
+from vai_jax.analysis.layers import collect_outputs, check_layers, layer_shapes
 
 METHODS = ("l1", "l2", "mean_activation", "nonzero")
 
@@ -103,8 +103,8 @@ def activation_scores(model, variables, inputs, layers: Sequence[str], *, batch_
     layers = list(layers)
 
     @jax.jit
-    def stats(x, weight):
-        outs = _outputs(model, variables, x, layers, call_kwargs)
+    def stats(v, x, weight):
+        outs = collect_outputs(model, v, x, layers, call_kwargs)
         res = {}
         for name in layers:
             a = outs[name].astype(jnp.float32)
@@ -120,7 +120,7 @@ def activation_scores(model, variables, inputs, layers: Sequence[str], *, batch_
         weight[:m] = 1
         if m < shape[0]:
             x = np.concatenate([x, np.zeros((shape[0] - m,) + x.shape[1:], x.dtype)])
-        out = jax.device_get(stats(x, weight))
+        out = jax.device_get(stats(variables, x, weight))
         for name in layers:
             sums[name][0] = sums[name][0] + np.asarray(out[name][0], np.float64)
             sums[name][1] = sums[name][1] + np.asarray(out[name][1], np.float64)

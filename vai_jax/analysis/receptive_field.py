@@ -16,7 +16,8 @@ clipping to the image), and each operation updates ``(jump, lo, hi)``:
 
 This is the classic ``r_l = r_{l−1} + (k_l − 1)·Π s`` recursion (:func:`vai_jax.nn.receptive_field`)
 generalised to any graph. The field is the bounding square: dilated convolutions whose taps are
-further apart than the field below them leave holes in it (the "gridding" artefact). :func:`gradient_support` is the independent check: the input pixels
+further apart than the field below them leave holes in it (the "gridding" artefact).
+:func:`gradient_support` is the independent check: the input pixels
 where the gradient of one output unit is non-zero. For networks without zeroing
 non-linearities (or with all units active) the two agree on the set clipped to the image;
 ReLU/max-pool can only make the gradient support smaller.
@@ -35,7 +36,7 @@ import numpy as np
 from jax.extend import core as jcore
 
 from vai_jax._validation import check_array
-from vai_jax.analysis.layers import _outputs, check_layers, layer_shapes
+from vai_jax.analysis.layers import collect_outputs, check_layers, layer_shapes
 
 _GLOBAL = "global"
 
@@ -365,7 +366,7 @@ def layer_receptive_field(model, variables, layer: str, input_shape: Sequence[in
     ``call_kwargs`` go to the model (pass ``train=False``)."""
     valid = layer_shapes(model, variables, input_shape, **call_kwargs)
     check_layers([layer], list(valid))
-    fn = lambda x, v: _outputs(model, v, x, [layer], call_kwargs)[layer]
+    fn = lambda x, v: collect_outputs(model, v, x, [layer], call_kwargs)[layer]
     return _traced_field(fn, input_shape, jnp.float32, variables)
 
 
