@@ -19,6 +19,11 @@ def test_first_layer_is_the_image_conv():
     assert first_layer_kernel(v, "conv2/conv")[1].shape == (3, 3, 5, 7)
     with pytest.raises(ValueError, match="no convolution named 'fc'.*conv1/conv, conv2/conv"):
         first_layer_kernel(v, "fc")
+    # Sorted trees (jit outputs, checkpoints) put "stage1" before "stem": the image conv is
+    # still found by its 3 input channels.
+    tree = {"stage1": {"conv": {"kernel": np.zeros((3, 3, 8, 8))}},
+            "stem": {"conv": {"kernel": np.zeros((7, 7, 3, 8))}}}
+    assert first_layer_kernel(tree)[0] == "stem/conv"
 
 
 def test_filter_images_normalisation():

@@ -22,9 +22,12 @@ def conv_kernels(params) -> dict[str, np.ndarray]:
             if k[-1] == "kernel" and np.ndim(v) == 4}
 
 
-def first_layer_kernel(params, layer: str | None = None) -> tuple[str, np.ndarray]:
-    """``(name, kernel [kh, kw, C_in, C_out])`` of ``layer`` or, by default, the first
-    convolution defined (the one that reads the image).
+def first_layer_kernel(params, layer: str | None = None, *, in_channels: int = 3
+                       ) -> tuple[str, np.ndarray]:
+    """``(name, kernel [kh, kw, C_in, C_out])`` of ``layer`` or, by default, the convolution that
+    reads the image: the one with ``in_channels`` input channels (the first of them in the
+    tree's order if several; dict order is not reliable after ``jit``/checkpoints, which sort
+    keys, hence the channel rule). Falls back to the first convolution.
 
     Raises:
       ValueError: no convolution, or ``layer`` is not one (lists the convolutions).
@@ -33,7 +36,8 @@ def first_layer_kernel(params, layer: str | None = None) -> tuple[str, np.ndarra
     if not kernels:
         raise ValueError("params has no convolution kernels (4-D 'kernel' leaves)")
     if layer is None:
-        layer = next(iter(kernels))
+        readers = [n for n, k in kernels.items() if k.shape[2] == in_channels]
+        layer = readers[0] if readers else next(iter(kernels))
     if layer not in kernels:
         raise ValueError(f"layer: no convolution named {layer!r}; convolutions are: "
                          f"{', '.join(kernels)}")
