@@ -6,6 +6,7 @@ from typing import Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 
 def save_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str, *,
@@ -26,6 +27,7 @@ def save_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]]
         ax.set_xticklabels(xticklabels, fontsize=8)
     if logx:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
