@@ -41,15 +41,24 @@ def test_runlocal_shapes_writes_all_outputs(tmp_path):
     assert saved["test_top1"] == summary["test_top1"] and saved["config"]["model"] == "tiny_cnn"
 
 
-def test_cifar10_config_under_mock_data(tmp_path):
+def test_dataset_cifar10_under_mock_data(tmp_path):
+    """``--config.dataset=cifar10`` on the default config's runlocal variant, tfds mocked."""
     tfds = pytest.importorskip("tensorflow_datasets")
-    cfg = classifier_cifar10.get_config("runlocal")
-    cfg.num_steps, cfg.progress = 4, False
-    cfg.schedule.boundaries = (2,)
+    cfg = classifier_shapes.get_config("runlocal")
+    cfg.dataset, cfg.num_steps, cfg.progress, cfg.eval_topk = "cifar10", 4, False, (1, 5)
     with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
         summary = train_classifier.train_and_evaluate(cfg, str(tmp_path))
     assert summary["dataset"] == "cifar10" and summary["steps"] == 4
-    assert summary["test_count"] == 40 and "test_top5" in summary
+    assert summary["test_count"] == 40 and 0.0 <= summary["test_top5"] <= 1.0
+
+
+@pytest.mark.parametrize("variant", [None, "vgg", "runlocal"])
+def test_cifar10_config_variants(variant):
+    cfg = classifier_cifar10.get_config(variant)
+    assert cfg.dataset == "cifar10" and cfg.batch_size % 8 == 0
+    assert cfg.plateau.enabled == (variant == "vgg")
+    with pytest.raises(ValueError, match="unknown config variant"):
+        classifier_cifar10.get_config("nope")
 
 
 def _command(workdir):
