@@ -47,16 +47,21 @@ def roi_align_ref(features, boxes, box_indices, output_size, spatial_scale=1.0, 
     oh, ow = output_size
     out = np.zeros((len(boxes), oh, ow, features.shape[3]))
     off = 0.5 if aligned else 0.0
+    f32 = np.float32
     for k, (x1, y1, x2, y2) in enumerate(boxes):
         img = features[int(box_indices[k])]
-        sw, sh = x1 * spatial_scale - off, y1 * spatial_scale - off
-        ew, eh = x2 * spatial_scale - off, y2 * spatial_scale - off
+        # The kernel keeps the RoI geometry in ``float`` (T): products and differences rounded
+        # to float32 one operation at a time, which decides ceil() on exact ratios.
+        s, o = f32(spatial_scale), f32(off)
+        sw, sh = f32(x1) * s - o, f32(y1) * s - o
+        ew, eh = f32(x2) * s - o, f32(y2) * s - o
         rw, rh = ew - sw, eh - sh
         if not aligned:
-            rw, rh = max(rw, 1.0), max(rh, 1.0)
-        bh, bw = rh / oh, rw / ow
-        gh = sampling_ratio if sampling_ratio > 0 else int(math.ceil(rh / oh))
-        gw = sampling_ratio if sampling_ratio > 0 else int(math.ceil(rw / ow))
+            rw, rh = max(rw, f32(1)), max(rh, f32(1))
+        bh, bw = rh / f32(oh), rw / f32(ow)
+        gh = sampling_ratio if sampling_ratio > 0 else int(math.ceil(bh))
+        gw = sampling_ratio if sampling_ratio > 0 else int(math.ceil(bw))
+        sw, sh, bh, bw = float(sw), float(sh), float(bh), float(bw)
         count = max(gh * gw, 1)
         for ph in range(oh):
             for pw in range(ow):
@@ -98,16 +103,17 @@ def roi_pool_ref(features, boxes, box_indices, output_size, spatial_scale=1.0):
     arg = np.full((len(boxes), oh, ow, c), -1)
     for k, (x1, y1, x2, y2) in enumerate(boxes):
         img = features[int(box_indices[k])]
-        sw, sh = cround(x1 * spatial_scale), cround(y1 * spatial_scale)
-        ew, eh = cround(x2 * spatial_scale), cround(y2 * spatial_scale)
+        s = np.float32(spatial_scale)  # float arithmetic as in the kernel
+        sw, sh = cround(float(np.float32(x1) * s)), cround(float(np.float32(y1) * s))
+        ew, eh = cround(float(np.float32(x2) * s)), cround(float(np.float32(y2) * s))
         rw, rh = max(ew - sw + 1, 1), max(eh - sh + 1, 1)
-        bh, bw = rh / oh, rw / ow
+        bh, bw = np.float32(rh) / np.float32(oh), np.float32(rw) / np.float32(ow)
         for ph in range(oh):
             for pw in range(ow):
-                hs = min(max(int(math.floor(ph * bh)) + sh, 0), h)
-                he = min(max(int(math.ceil((ph + 1) * bh)) + sh, 0), h)
-                ws = min(max(int(math.floor(pw * bw)) + sw, 0), w)
-                we = min(max(int(math.ceil((pw + 1) * bw)) + sw, 0), w)
+                hs = min(max(int(math.floor(np.float32(ph) * bh)) + sh, 0), h)
+                he = min(max(int(math.ceil(np.float32(ph + 1) * bh)) + sh, 0), h)
+                ws = min(max(int(math.floor(np.float32(pw) * bw)) + sw, 0), w)
+                we = min(max(int(math.ceil(np.float32(pw + 1) * bw)) + sw, 0), w)
                 if he <= hs or we <= ws:
                     continue
                 for ch in range(c):

@@ -55,3 +55,40 @@ def div_rn(x: jax.Array, d: jax.Array) -> jax.Array:
     usable = jnp.isfinite(qs) & (jnp.abs(qs) > tiny) & jnp.isfinite(xs) & (jnp.abs(xs) > tiny)
     fixed = jnp.where(usable, best, qs)
     return q0 + lax.stop_gradient(fixed - q0)
+
+
+def _two_sum(a, b):
+    """``a + b = s + e`` exactly (Knuth), additions only."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def mul_rn(a: jax.Array, b: jax.Array) -> jax.Array:
+    """IEEE round-to-nearest float32 ``a * b`` that stays correct when XLA fuses it.
+
+    XLA:CPU contracts ``a * b - c`` into a fused multiply-add (one rounding instead of two), so
+    ``x2 * scale - x1 * scale`` differs from the C++ kernel's ``float`` arithmetic in the last bit,
+    which flips ``ceil(roi / output)`` on exact ratios. Here the product is assembled from four
+    exact 12-bit partial products with error-free additions, so no contraction can change it.
+    Other dtypes: plain product.
+    """
+    a = jnp.asarray(a)
+    b = jnp.asarray(b)
+    if jnp.result_type(a, b) != jnp.float32:
+        return a * b
+    a, b = jnp.broadcast_arrays(a.astype(jnp.float32), b.astype(jnp.float32))
+    a_hi, a_lo = _split(a)
+    b_hi, b_lo = _split(b)
+    s, e = _two_sum(a_hi * b_hi, a_hi * b_lo)
+    s, e2 = _two_sum(s, a_lo * b_hi)
+    s, e3 = _two_sum(s, a_lo * b_lo)
+    exact = s + ((e + e2) + e3)
+    product = a * b
+    ok = jnp.isfinite(product) & (jnp.abs(product) > jnp.float32(2.0**-100))
+    return jnp.where(ok, exact, product)
+
+
+def scale_offset(x: jax.Array, scale, offset: float) -> jax.Array:
+    """``float(x * scale) - offset`` with two roundings, as torchvision's ``float`` kernels."""
+    return mul_rn(x, jnp.asarray(scale, x.dtype)) - jnp.asarray(offset, x.dtype)

@@ -19,6 +19,8 @@ The loop over tiles stops early once ``max_outputs`` boxes are kept.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -116,6 +118,7 @@ def _nms_sorted_keep(boxes, alive, classes, threshold, max_outputs, tile):
     return keep[:n]
 
 
+@partial(jax.jit, static_argnums=(3, 6))
 def _nms(boxes, scores, threshold, max_outputs, valid, classes, tile_size):
     n = boxes.shape[0]
     if n == 0:

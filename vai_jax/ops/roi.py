@@ -35,6 +35,7 @@ windows, so each bin is four gathers whatever its size. The table costs
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Sequence
 
 import jax
@@ -43,7 +44,7 @@ import numpy as np
 from jax import lax
 
 from vai_jax._validation import check_array, is_concrete
-from vai_jax.ops._ieee import div_rn
+from vai_jax.ops._ieee import div_rn, scale_offset
 
 # ----------------------------------------------------------------------------- validation
 
@@ -121,16 +122,15 @@ def _axis_weights(lo, hi, pooled: int, size: int, sampling_ratio: int, aligned: 
 
     Args:
       lo, hi: ``[K]`` box start / end in input pixels along this axis.
-      pooled: output bins. size: feature length. scale: spatial scale.
+      pooled: output bins. size: feature length. scale: spatial scale (float32).
 
     Returns:
       ``(weights [K, pooled, size], n [K])`` where weights already include the ``1 / n`` sample
       average and ``n`` is the number of samples per bin along this axis (0 for none).
     """
     dtype = lo.dtype
-    off = jnp.asarray(0.5 if aligned else 0.0, dtype)
-    start = lo * scale - off
-    end = hi * scale - off
+    start = scale_offset(lo, scale, 0.5 if aligned else 0.0)
+    end = scale_offset(hi, scale, 0.5 if aligned else 0.0)
     length = end - start
     if not aligned:
         length = jnp.maximum(length, 1)
@@ -171,8 +171,7 @@ def _axis_weights(lo, hi, pooled: int, size: int, sampling_ratio: int, aligned: 
     return w, n
 
 
-def _align_weights(boxes, oh, ow, h, w, spatial_scale, sampling_ratio, aligned):
-    scale = jnp.asarray(spatial_scale, boxes.dtype)
+def _align_weights(boxes, oh, ow, h, w, scale, sampling_ratio, aligned):
     wy, _ = _axis_weights(boxes[:, 1], boxes[:, 3], oh, h, sampling_ratio, aligned, scale)
     wx, _ = _axis_weights(boxes[:, 0], boxes[:, 2], ow, w, sampling_ratio, aligned, scale)
     return wy, wx
@@ -196,10 +195,115 @@ def _apply_separable(features, wy, wx, box_indices):
     return jnp.einsum("kqw,kpwc->kpqc", wx, t)
 
 
-def _check_sampling(sampling_ratio) -> int:
+def _axis_samples(lo, hi, pooled: int, size: int, sampling_ratio: int, aligned: bool, scale, slots: int):
+    """Explicit samples along one axis, ``slots`` per bin.
+
+    Fixed ``sampling_ratio`` S > 0 (``slots == S``): the S samples of each bin. Adaptive
+    (``sampling_ratio <= 0``): bin ``p`` has ``n = ceil(bin)`` samples
+    ``a_p + (k + 0.5) * bin / n``; the ``slots`` used are the first ones at or after ``-1`` (the
+    samples before it contribute 0), so the result is exact whenever at most ``slots`` samples
+    of a bin fall in ``[-1, size]``.
+
+    Returns ``(index [K, P, 2 * slots] int32, weight [K, P, 2 * slots])``: for each sample its
+    low and high neighbour and their bilinear weights (0 outside ``[-1, size]`` or for unused
+    slots, clamped at the edges), already divided by the per-axis sample count.
+    """
+    dtype = lo.dtype
+    start = scale_offset(lo, scale, 0.5 if aligned else 0.0)
+    length = scale_offset(hi, scale, 0.5 if aligned else 0.0) - start
+    if not aligned:
+        length = jnp.maximum(length, 1)
+    bin_size = div_rn(length, jnp.asarray(pooled, dtype))[:, None, None]  # [K, 1, 1]
+    a = start[:, None, None] + jnp.arange(pooled, dtype=dtype)[None, :, None] * bin_size
+    slot = jnp.arange(slots, dtype=dtype)[None, None, :]
+    if sampling_ratio > 0:
+        n = jnp.asarray(float(sampling_ratio), dtype)
+        k = slot
+        used = jnp.ones_like(a + slot, bool)
+    else:
+        n = lax.stop_gradient(jnp.maximum(jnp.ceil(bin_size), 0))
+        step = lax.stop_gradient(bin_size / jnp.maximum(n, 1))
+        ok = step > 0
+        first = jnp.ceil((-1 - lax.stop_gradient(a)) / jnp.where(ok, step, 1) - 0.5)
+        first = jnp.where(ok, jnp.clip(first, 0, n), 0)
+        k = first + slot
+        used = k < n
+    y = a + (k + 0.5) * bin_size / jnp.maximum(n, 1)
+    inside = used & (y >= -1) & (y <= size)
+    yc = jnp.maximum(y, 0)
+    low = lax.stop_gradient(jnp.floor(yc))
+    at_end = low >= size - 1
+    low = jnp.where(at_end, size - 1, low)
+    high = jnp.where(at_end, size - 1, low + 1)
+    frac = jnp.where(at_end, 0, yc - low)
+    scale_w = jnp.where(inside, 1 / jnp.maximum(n, 1), 0).astype(dtype)
+    index = jnp.concatenate([low, high], axis=-1).astype(jnp.int32)
+    weight = jnp.concatenate([(1 - frac) * scale_w, frac * scale_w], axis=-1)
+    return index, weight
+
+
+def _apply_gather(features, iy, wy, ix, wx, box_indices):
+    """``out[k,p,q] = sum_{i,j} wy[k,p,i] wx[k,q,j] F[b_k, iy[k,p,i], ix[k,q,j]]`` by gathers.
+
+    One gather of ``[K, oh, ow, C]`` per (row slot, column slot) pair, accumulated in place so
+    nothing of size ``K * oh * ow * slots**2 * C`` is materialised. An image index outside
+    ``[0, B)`` gives zeros.
+    """
+    b, h, w, c = features.shape
+    flat = features.reshape(b * h * w, c)
+    ok = ((box_indices >= 0) & (box_indices < b)).astype(features.dtype)
+    base = (jnp.clip(box_indices, 0, b - 1) * (h * w))[:, None, None]
+    wy = wy * ok[:, None, None]
+    if iy.shape[-1] * ix.shape[-1] > 16:  # many slots (adaptive max_sampling): a loop over rows
+        def body(i, acc):
+            row = base + lax.dynamic_index_in_dim(iy, i, 2) * w  # [K, oh, 1]
+            idx = row[:, :, None, :] + ix[:, None, :, :]  # [K, oh, ow, slots_x]
+            vals = jnp.take(flat, idx, axis=0, mode="clip")  # [K, oh, ow, slots_x, C]
+            wgt = lax.dynamic_index_in_dim(wy, i, 2)[:, :, None, :] * wx[:, None, :, :]
+            return acc + jnp.einsum("kpqj,kpqjc->kpqc", wgt, vals)
+
+        zero = jnp.zeros((iy.shape[0], iy.shape[1], ix.shape[1], c), features.dtype)
+        return lax.fori_loop(0, iy.shape[-1], body, zero)
+    out = None
+    for i in range(iy.shape[-1]):
+        row = base + iy[:, :, None, i] * w  # [K, oh, 1]
+        for j in range(ix.shape[-1]):
+            idx = row + ix[:, None, :, j]  # [K, oh, ow]
+            wgt = wy[:, :, None, i] * wx[:, None, :, j]
+            term = jnp.take(flat, idx, axis=0, mode="clip") * wgt[..., None]
+            out = term if out is None else out + term
+    return out
+
+
+def _check_sampling(sampling_ratio, max_sampling) -> tuple[int, int | None]:
     if not isinstance(sampling_ratio, (int, np.integer)):
         raise TypeError(f"sampling_ratio must be a Python int; got {type(sampling_ratio).__name__}")
-    return int(sampling_ratio)
+    if max_sampling is not None and (not isinstance(max_sampling, (int, np.integer)) or max_sampling <= 0):
+        raise ValueError(f"max_sampling must be None or a Python int > 0; got {max_sampling!r}")
+    return int(sampling_ratio), None if max_sampling is None else int(max_sampling)
+
+
+@partial(jax.jit, static_argnums=(3, 4, 6, 7, 8))
+def _roi_align_impl(features, boxes, box_indices, oh, ow, spatial_scale, sampling_ratio, aligned,
+                    max_sampling, keep=None):
+    """Dispatch between the gather and the dense closed-form formulations (see module doc).
+
+    ``keep`` ([K] bool, optional) zeroes the rows of RoIs that are not computed here.
+    """
+    _, h, w, _ = features.shape
+    boxes = boxes.astype(features.dtype)
+    if sampling_ratio > 0 or max_sampling is not None:
+        slots = sampling_ratio if sampling_ratio > 0 else max_sampling
+        scale = spatial_scale
+        iy, wy = _axis_samples(boxes[:, 1], boxes[:, 3], oh, h, sampling_ratio, aligned, scale, slots)
+        ix, wx = _axis_samples(boxes[:, 0], boxes[:, 2], ow, w, sampling_ratio, aligned, scale, slots)
+        if keep is not None:
+            wy = wy * keep.astype(wy.dtype)[:, None, None]
+        return _apply_gather(features, iy, wy, ix, wx, box_indices)
+    wy, wx = _align_weights(boxes, oh, ow, h, w, spatial_scale, sampling_ratio, aligned)
+    if keep is not None:
+        wy = wy * keep.astype(wy.dtype)[:, None, None]
+    return _apply_separable(features, wy, wx, box_indices)
 
 
 def roi_align(
@@ -211,6 +315,7 @@ def roi_align(
     spatial_scale: float = 1.0,
     sampling_ratio: int = -1,
     aligned: bool = True,
+    max_sampling: int | None = None,
 ) -> jax.Array:
     """RoIAlign (He et al., 2017), value-exact with torchvision's compiled ``roi_align``.
 
@@ -225,6 +330,13 @@ def roi_align(
         static bound on the count is needed, see the module docstring).
       aligned: shift boxes by -0.5 feature cell (pixel-frame correct, default); False is the
         legacy behaviour (no shift, RoI sides clamped to >= 1 cell).
+      max_sampling: adaptive mode only. ``None`` (default): the exact closed-form dense
+        formulation, whatever the box sizes. An int ``S``: the fast gather formulation with
+        ``S`` static sample slots per bin and axis, exact whenever at most ``S`` samples of a bin
+        fall on the map ``[-1, H]`` -- guaranteed for every box inside the map when
+        ``S >= ceil(max(H, W) / min(oh, ow))`` (more generally for RoIs of at most ``S * oh``
+        by ``S * ow`` feature cells); a bigger box silently uses only its first ``S`` on-map
+        samples per bin (still divided by the full count).
 
     Returns:
       ``[K, oh, ow, C]`` in the features' dtype. Bin ``(p, q)`` averages ``gh * gw`` bilinear
@@ -246,12 +358,12 @@ def roi_align(
     features, boxes, box_indices = _check_roi_inputs(features, boxes, box_indices)
     oh, ow = _output_size(output_size)
     _check_scale(spatial_scale)
-    sampling_ratio = _check_sampling(sampling_ratio)
+    sampling_ratio, max_sampling = _check_sampling(sampling_ratio, max_sampling)
     with jax.named_scope("roi_align"):
-        boxes = boxes.astype(features.dtype)
-        _, h, w, _ = features.shape
-        wy, wx = _align_weights(boxes, oh, ow, h, w, spatial_scale, sampling_ratio, aligned)
-        return _apply_separable(features, wy, wx, box_indices)
+        return _roi_align_impl(
+            features, boxes, box_indices, oh, ow, spatial_scale, sampling_ratio, aligned,
+            max_sampling,
+        )
 
 
 def roi_align_batched(
@@ -262,6 +374,7 @@ def roi_align_batched(
     spatial_scale: float = 1.0,
     sampling_ratio: int = -1,
     aligned: bool = True,
+    max_sampling: int | None = None,
 ) -> jax.Array:
     """RoIAlign over padded per-image boxes, the layout of detection heads.
 
@@ -269,12 +382,12 @@ def roi_align_batched(
       features: ``[B, H, W, C]``. boxes: ``[B, R, 4]`` xyxy input pixels; box ``(b, r)`` is read
         from image ``b``. Padding rows may hold any finite box (e.g. zeros) and are masked by
         the caller.
-      output_size, spatial_scale, sampling_ratio, aligned: as :func:`roi_align`.
+      output_size, spatial_scale, sampling_ratio, aligned, max_sampling: as :func:`roi_align`.
 
     Returns:
       ``[B, R, oh, ow, C]``, equal to ``roi_align`` on the flattened boxes with
-      ``box_indices = repeat(arange(B), R)``, computed as per-image matrix products (no image
-      selection factor, so about ``B`` times less work than the flat form).
+      ``box_indices = repeat(arange(B), R)``; the dense formulation runs as per-image matrix
+      products (no image-selection factor, about ``B`` times less work than the flat form).
     """
     features = check_array(features, "features", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
     boxes = check_array(boxes, "boxes", ndim=3, last_dim=4, kind="floating", shape_hint="[B, R, 4]")
@@ -286,11 +399,18 @@ def roi_align_batched(
     _check_box_values(boxes, "boxes")
     oh, ow = _output_size(output_size)
     _check_scale(spatial_scale)
-    sampling_ratio = _check_sampling(sampling_ratio)
+    sampling_ratio, max_sampling = _check_sampling(sampling_ratio, max_sampling)
     with jax.named_scope("roi_align_batched"):
         b, r = boxes.shape[:2]
         _, h, w, _ = features.shape
         flat = boxes.reshape(b * r, 4).astype(features.dtype)
+        if sampling_ratio > 0 or max_sampling is not None:
+            idx = jnp.repeat(jnp.arange(b, dtype=jnp.int32), r)
+            out = _roi_align_impl(
+                features, flat, idx, oh, ow, spatial_scale, sampling_ratio, aligned,
+                max_sampling,
+            )
+            return out.reshape(b, r, oh, ow, -1)
         wy, wx = _align_weights(flat, oh, ow, h, w, spatial_scale, sampling_ratio, aligned)
         wy = wy.reshape(b, r, oh, h)
         wx = wx.reshape(b, r, ow, w)
@@ -338,6 +458,7 @@ def multilevel_roi_align(
     spatial_scales: Sequence[float],
     sampling_ratio: int = -1,
     aligned: bool = True,
+    max_sampling: int | None = None,
     canonical_scale: float = 224.0,
     canonical_level: int = 4,
     eps: float = 1e-6,
@@ -351,7 +472,7 @@ def multilevel_roi_align(
       output_size: ``oh`` or ``(oh, ow)``.
       spatial_scales: per level, powers of two (e.g. ``(1/4, 1/8, 1/16, 1/32)``); the level
         range is ``-log2(scale)``.
-      sampling_ratio, aligned: as :func:`roi_align`.
+      sampling_ratio, aligned, max_sampling: as :func:`roi_align`.
       canonical_scale, canonical_level, eps: the level mapping's constants.
 
     Returns:
@@ -372,7 +493,7 @@ def multilevel_roi_align(
     if k_max - k_min + 1 != len(features):
         raise ValueError(f"spatial_scales must be consecutive powers of two; got {tuple(spatial_scales)}")
     oh, ow = _output_size(output_size)
-    sampling_ratio = _check_sampling(sampling_ratio)
+    sampling_ratio, max_sampling = _check_sampling(sampling_ratio, max_sampling)
     feats = []
     for i, f in enumerate(features):
         f, boxes, box_indices = _check_roi_inputs(f, boxes, box_indices)
@@ -394,10 +515,10 @@ def multilevel_roi_align(
         )
         out = None
         for i, (f, s) in enumerate(zip(feats, spatial_scales)):
-            _, h, w, _ = f.shape
-            wy, wx = _align_weights(boxes, oh, ow, h, w, s, sampling_ratio, aligned)
-            wy = wy * (lvl == i).astype(wy.dtype)[:, None, None]
-            o = _apply_separable(f, wy, wx, box_indices)
+            o = _roi_align_impl(
+                f, boxes, box_indices, oh, ow, s, sampling_ratio, aligned, max_sampling,
+                keep=lvl == i,
+            )
             out = o if out is None else out + o
         return out
 
@@ -412,8 +533,8 @@ def _round_half_away(x):
 
 def _pool_bounds(lo, hi, pooled: int, size: int, scale):
     """Integer bin bounds ``[start, end)`` ``[K, P]`` of torchvision's RoIPool along one axis."""
-    rs = _round_half_away(lo * scale)
-    re = _round_half_away(hi * scale)
+    rs = _round_half_away(scale_offset(lo, scale, 0.0))
+    re = _round_half_away(scale_offset(hi, scale, 0.0))
     length = jnp.maximum(re - rs + 1, 1)
     bin_size = div_rn(length, jnp.asarray(pooled, lo.dtype))  # IEEE, as the C++ kernel
     p = jnp.arange(pooled, dtype=lo.dtype)[None, :]
@@ -482,25 +603,30 @@ def roi_pool(
     oh, ow = _output_size(output_size)
     _check_scale(spatial_scale)
     with jax.named_scope("roi_pool"):
-        boxes = boxes.astype(features.dtype)
-        nb, h, w, _ = features.shape
-        scale = jnp.asarray(spatial_scale, boxes.dtype)
-        ys, ye = _pool_bounds(boxes[:, 1], boxes[:, 3], oh, h, scale)  # [K, oh]
-        xs, xe = _pool_bounds(boxes[:, 0], boxes[:, 2], ow, w, scale)  # [K, ow]
-        empty = (ye <= ys)[:, :, None] | (xe <= xs)[:, None, :]  # [K, oh, ow]
-        lh = _floor_log2(jnp.maximum(ye - ys, 1))
-        lw = _floor_log2(jnp.maximum(xe - xs, 1))
-        y_hi = jnp.maximum(ye - (1 << lh), 0)
-        x_hi = jnp.maximum(xe - (1 << lw), 0)
-        table = _sparse_table(features)
-        b = jnp.clip(box_indices, 0, nb - 1)[:, None, None]
-        ys_c, y_hi_c = jnp.minimum(ys, h - 1), jnp.minimum(y_hi, h - 1)
-        xs_c, x_hi_c = jnp.minimum(xs, w - 1), jnp.minimum(x_hi, w - 1)
-        lh3, lw3 = lh[:, :, None], lw[:, None, :]
-        vals = [
-            table[lh3, lw3, b, yy[:, :, None], xx[:, None, :]]
-            for yy in (ys_c, y_hi_c)
-            for xx in (xs_c, x_hi_c)
-        ]
-        m = jnp.maximum(jnp.maximum(vals[0], vals[1]), jnp.maximum(vals[2], vals[3]))
-        return jnp.where(empty[..., None], jnp.zeros((), features.dtype), m)
+        return _roi_pool_impl(features, boxes, box_indices, oh, ow, spatial_scale)
+
+
+@partial(jax.jit, static_argnums=(3, 4))
+def _roi_pool_impl(features, boxes, box_indices, oh, ow, spatial_scale):
+    boxes = boxes.astype(features.dtype)
+    nb, h, w, _ = features.shape
+    scale = spatial_scale
+    ys, ye = _pool_bounds(boxes[:, 1], boxes[:, 3], oh, h, scale)  # [K, oh]
+    xs, xe = _pool_bounds(boxes[:, 0], boxes[:, 2], ow, w, scale)  # [K, ow]
+    empty = (ye <= ys)[:, :, None] | (xe <= xs)[:, None, :]  # [K, oh, ow]
+    lh = _floor_log2(jnp.maximum(ye - ys, 1))
+    lw = _floor_log2(jnp.maximum(xe - xs, 1))
+    y_hi = jnp.maximum(ye - (1 << lh), 0)
+    x_hi = jnp.maximum(xe - (1 << lw), 0)
+    table = _sparse_table(features)
+    b = jnp.clip(box_indices, 0, nb - 1)[:, None, None]
+    ys_c, y_hi_c = jnp.minimum(ys, h - 1), jnp.minimum(y_hi, h - 1)
+    xs_c, x_hi_c = jnp.minimum(xs, w - 1), jnp.minimum(x_hi, w - 1)
+    lh3, lw3 = lh[:, :, None], lw[:, None, :]
+    vals = [
+        table[lh3, lw3, b, yy[:, :, None], xx[:, None, :]]
+        for yy in (ys_c, y_hi_c)
+        for xx in (xs_c, x_hi_c)
+    ]
+    m = jnp.maximum(jnp.maximum(vals[0], vals[1]), jnp.maximum(vals[2], vals[3]))
+    return jnp.where(empty[..., None], jnp.zeros((), features.dtype), m)

@@ -1,0 +1,332 @@
+"""RoIAlign / RoIPool: float64 loop reference, sampling-matrix gradients, torchvision parity."""
+import math
+import os
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+sys.path.insert(0, os.path.dirname(__file__))
+from roi_reference import roi_align_ref, roi_align_sampling_matrix, roi_pool_ref  # noqa: E402
+
+from vai_jax.ops import fpn_levels, multilevel_roi_align, roi_align, roi_align_batched, roi_pool  # noqa: E402
+
+B, H, W, C = 2, 6, 7, 2
+
+
+def _torchvision():
+    try:
+        import torch
+        import torchvision
+
+        torchvision.ops.roi_align  # noqa: B018
+    except Exception as e:  # ImportError, or a build whose C++ ops do not load
+        pytest.skip(f"torchvision unavailable: {type(e).__name__}: {e}")
+    return torch, torchvision
+
+
+def _features(seed=0, shape=(B, H, W, C)):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _boxes(seed=0, scale=1.0):
+    """Boxes in input pixels covering inside / across / outside the map, tiny, huge, empty."""
+    rng = np.random.default_rng(seed)
+    hh, ww = H / scale, W / scale
+    out = []
+    for _ in range(6):  # inside
+        x1, y1 = rng.uniform(0, ww * 0.7), rng.uniform(0, hh * 0.7)
+        out.append([x1, y1, x1 + rng.uniform(0.2, ww - x1), y1 + rng.uniform(0.2, hh - y1)])
+    for _ in range(3):  # across the border
+        x1, y1 = rng.uniform(-ww * 0.5, ww * 0.8), rng.uniform(-hh * 0.5, hh * 0.8)
+        out.append([x1, y1, x1 + rng.uniform(0.5, ww), y1 + rng.uniform(0.5, hh)])
+    out.append([ww + 2 / scale, 1, ww + 4 / scale, hh])  # fully outside (right)
+    out.append([-3 / scale, -3 / scale, -1.5 / scale, -1.2 / scale])  # fully outside (top-left)
+    out.append([1.3, 2.1, 1.3 + 1e-3, 2.1 + 2e-3])  # tiny
+    out.append([-4 * ww, -3 * hh, 5 * ww, 4 * hh])  # huge (adaptive: many samples per bin)
+    out.append([2.0, 1.0, 2.0, 3.5])  # zero width
+    out.append([1.5, 1.5, 1.5, 1.5])  # a point
+    out.append([0.0, 0.0, 14.0 / scale / 2, 14.0 / scale / 2])  # integer ratios (exact ceil)
+    return np.asarray(out, np.float32)
+
+
+MODES = [(a, s) for a in (True, False) for s in (-1, 0, 1, 2)]
+
+
+@pytest.mark.parametrize("aligned,sampling", MODES)
+@pytest.mark.parametrize("scale", [1.0, 0.5, 1 / 3])
+def test_roi_align_matches_reference(aligned, sampling, scale):
+    f = _features(1)
+    boxes = _boxes(2, scale)
+    idx = np.arange(len(boxes)) % B
+    for output_size in ((2, 3), (1, 1)):
+        got = roi_align(f, boxes, idx, output_size, spatial_scale=scale, sampling_ratio=sampling, aligned=aligned)
+        ref = roi_align_ref(f, boxes, idx, output_size, scale, sampling, aligned)
+        assert got.shape == (len(boxes), *output_size, C)
+        np.testing.assert_allclose(np.asarray(got), ref, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_adaptive_gather_formulation_exact_inside_map(aligned):
+    """max_sampling = ceil(max(H, W) / min(oh, ow)) is exact for every box inside the map."""
+    f = _features(3)
+    rng = np.random.default_rng(4)
+    xy1 = rng.uniform(0, [W - 1, H - 1], (20, 2))
+    xy2 = xy1 + rng.uniform(0, 1, (20, 2)) * ([W, H] - xy1)
+    boxes = np.concatenate([xy1, xy2], 1).astype(np.float32)
+    boxes[0] = [0, 0, W, H]
+    idx = np.arange(20) % B
+    out = (2, 3)
+    ms = math.ceil(max(H, W) / min(out))
+    got = roi_align(f, boxes, idx, out, sampling_ratio=0, aligned=aligned, max_sampling=ms)
+    ref = roi_align_ref(f, boxes, idx, out, 1.0, 0, aligned)
+    np.testing.assert_allclose(np.asarray(got), ref, atol=2e-5, rtol=1e-4)
+    dense = roi_align(f, boxes, idx, out, sampling_ratio=0, aligned=aligned)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(dense), atol=2e-5)
+
+
+def test_known_values():
+    """A box covering exactly cell centres: aligned RoIAlign of a linear ramp is the ramp at bin centres."""
+    f = np.zeros((1, 5, 5, 1), np.float32)
+    f[0, :, :, 0] = np.arange(5)[None, :] * 10.0 + np.arange(5)[:, None]  # 10 x + y (cell index)
+    # aligned=True, box [1, 1, 4, 4] in pixels -> feature coords [0.5, 3.5] - 0.5 = [0.5, 3.5]...
+    out = roi_align(f, np.array([[1.0, 1.0, 4.0, 4.0]], np.float32), np.array([0]), 3, sampling_ratio=2)
+    # bin centres at 1.0, 2.0, 3.0 in cell-index units after the -0.5 shift: 10 * x + y (linear).
+    centres = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(np.asarray(out)[0, :, :, 0], centres[None, :] * 10 + centres[:, None], atol=1e-5)
+
+
+def test_batched_equals_flat():
+    f = _features(5)
+    boxes = _boxes(6).reshape(1, -1, 4)
+    boxes = np.concatenate([boxes, boxes[:, ::-1] + 0.25], 0)  # [B=2, R, 4]
+    idx = np.repeat(np.arange(2), boxes.shape[1])
+    for sampling, ms in ((2, None), (-1, None), (0, 12)):
+        got = roi_align_batched(f, boxes, (2, 2), spatial_scale=0.5, sampling_ratio=sampling, max_sampling=ms)
+        flat = roi_align(f, boxes.reshape(-1, 4), idx, (2, 2), spatial_scale=0.5, sampling_ratio=sampling, max_sampling=ms)
+        assert got.shape == (2, boxes.shape[1], 2, 2, C)
+        np.testing.assert_allclose(np.asarray(got).reshape(flat.shape), np.asarray(flat), atol=1e-5)
+
+
+def test_fpn_levels_formula():
+    # sqrt(area) = 224 -> level 4; 112 -> 3; 448 -> 5; 56 -> 2; 10 -> clamped 2; 2000 -> clamped 5.
+    sides = np.array([224, 112, 448, 56, 10, 2000, 223.0], np.float32)
+    boxes = np.stack([np.zeros_like(sides), np.zeros_like(sides), sides, sides], 1)
+    lv = np.asarray(fpn_levels(boxes, min_level=2, max_level=5))
+    np.testing.assert_array_equal(lv, [2, 1, 3, 0, 0, 3, 1])
+
+
+def test_multilevel_equals_per_level():
+    rng = np.random.default_rng(7)
+    scales = (1 / 4, 1 / 8, 1 / 16)
+    feats = [rng.standard_normal((B, 32 // (2**i), 24 // (2**i), C)).astype(np.float32) for i in range(3)]
+    xy = rng.uniform(0, 60, (10, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(4, 120, (10, 2))], 1).astype(np.float32)
+    idx = np.arange(10) % B
+    got = np.asarray(multilevel_roi_align(feats, boxes, idx, 2, spatial_scales=scales, sampling_ratio=2, aligned=False))
+    lv = np.asarray(fpn_levels(boxes, min_level=2, max_level=4))
+    for k in range(10):
+        ref = roi_align_ref(feats[lv[k]], boxes[k : k + 1], idx[k : k + 1], (2, 2), scales[lv[k]], 2, False)
+        np.testing.assert_allclose(got[k], ref[0], atol=2e-5)
+    dense = multilevel_roi_align(feats, boxes, idx, 2, spatial_scales=scales, sampling_ratio=-1, aligned=True)
+    for k in range(10):
+        ref = roi_align_ref(feats[lv[k]], boxes[k : k + 1], idx[k : k + 1], (2, 2), scales[lv[k]], -1, True)
+        np.testing.assert_allclose(np.asarray(dense)[k], ref[0], atol=2e-5)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 1 / 3, 0.25])
+def test_roi_pool_matches_reference(scale):
+    f = _features(8)
+    boxes = _boxes(9, scale)
+    boxes = np.concatenate([boxes, np.array([[2.5, 0.5, 4.5, 5.5], [-0.5, 1.5, 3.5, 2.5]], np.float32) / scale])
+    idx = np.arange(len(boxes)) % B
+    for output_size in ((2, 3), (3, 3), (1, 1)):
+        got = roi_pool(f, boxes, idx, output_size, spatial_scale=scale)
+        ref, _ = roi_pool_ref(f, boxes, idx, output_size, scale)
+        np.testing.assert_allclose(np.asarray(got), ref, atol=1e-6)
+
+
+def test_roi_pool_gradient_goes_to_argmax():
+    f = _features(10)
+    boxes = _boxes(11)[:9]
+    idx = np.arange(9) % B
+    g = np.random.default_rng(12).standard_normal((9, 2, 3, C)).astype(np.float32)
+    _, vjp = jax.vjp(lambda x: roi_pool(x, boxes, idx, (2, 3)), jnp.asarray(f))
+    (got,) = vjp(jnp.asarray(g))
+    _, arg = roi_pool_ref(f, boxes, idx, (2, 3))
+    want = np.zeros((B, H * W, C))
+    for k, p, q, c in np.ndindex(arg.shape):
+        if arg[k, p, q, c] >= 0:
+            want[idx[k], arg[k, p, q, c], c] += g[k, p, q, c]
+    np.testing.assert_allclose(np.asarray(got).reshape(B, H * W, C), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("aligned,sampling,max_sampling", [(True, -1, None), (False, 2, None), (True, 0, 8), (False, 0, None)])
+def test_feature_gradient_is_transposed_sampling_matrix(aligned, sampling, max_sampling):
+    f = _features(13, (1, H, W, 1))
+    box = np.array([[-0.7, 0.9, 5.1, 4.2]], np.float32)  # away from ceil() ties
+    out_size = (2, 3)
+    m = roi_align_sampling_matrix((H, W), box[0], out_size, 1.0, sampling, aligned)  # [6, H*W]
+    fn = lambda x: roi_align(x, box, np.array([0]), out_size, sampling_ratio=sampling, aligned=aligned, max_sampling=max_sampling)
+    g = np.random.default_rng(14).standard_normal((1, *out_size, 1)).astype(np.float32)
+    _, vjp = jax.vjp(fn, jnp.asarray(f))
+    (got,) = vjp(jnp.asarray(g))
+    chex.assert_trees_all_close(np.asarray(got).reshape(-1), (m.T @ g.reshape(-1)).astype(np.float32), atol=1e-5)
+    chex.assert_trees_all_close(np.asarray(fn(f)).reshape(-1), (m @ f.reshape(-1)).astype(np.float32), atol=1e-5)
+    check_grads(fn, (jnp.asarray(f),), order=1, modes=("rev",), eps=0.5, atol=1e-3, rtol=1e-3)  # linear in f
+
+
+@pytest.mark.parametrize("aligned,sampling", [(True, -1), (False, 2), (True, 3)])
+def test_box_gradient_is_true_derivative(aligned, sampling):
+    """d out / d boxes equals central differences of the float64 reference (away from kinks)."""
+    f = _features(15, (1, H, W, 1)).astype(np.float64)
+    box = np.array([[0.63, 0.91, 4.37, 4.77]])
+    out_size = (2, 2)
+    g = np.random.default_rng(16).standard_normal((1, *out_size, 1))
+    fn = lambda b: jnp.sum(roi_align(jnp.asarray(f, jnp.float32), b, np.array([0]), out_size, sampling_ratio=sampling, aligned=aligned) * g)
+    got = np.asarray(jax.grad(fn)(jnp.asarray(box, jnp.float32)))
+    eps = 1e-3  # the reference rounds the RoI geometry to float32, as the kernel
+    want = np.zeros(4)
+    for i in range(4):
+        bp, bm = box.copy(), box.copy()
+        bp[0, i] += eps
+        bm[0, i] -= eps
+        want[i] = (np.sum(roi_align_ref(f, bp, [0], out_size, 1.0, sampling, aligned) * g)
+                   - np.sum(roi_align_ref(f, bm, [0], out_size, 1.0, sampling, aligned) * g)) / (2 * eps)
+    np.testing.assert_allclose(got[0], want, atol=2e-3, rtol=2e-3)
+    assert np.any(np.abs(want) > 1e-2)
+    stopped = jax.grad(lambda b: fn(jax.lax.stop_gradient(b)))(jnp.asarray(box, jnp.float32))
+    np.testing.assert_array_equal(np.asarray(stopped), 0)
+
+
+def test_jit_vmap():
+    f = _features(17)
+    boxes = _boxes(18)[:8]
+    idx = np.arange(8) % B
+    fn = jax.jit(lambda x, b, i: roi_align(x, b, i, 2, spatial_scale=0.5, sampling_ratio=-1))
+    np.testing.assert_allclose(np.asarray(fn(f, boxes, idx)), roi_align_ref(f, boxes, idx, (2, 2), 0.5, -1, True), atol=2e-5)
+    stacked = jnp.stack([jnp.asarray(f), jnp.asarray(f) * 2])
+    vm = jax.vmap(lambda x: roi_align(x, boxes, idx, 2, sampling_ratio=2))(stacked)
+    np.testing.assert_allclose(np.asarray(vm[1]), 2 * np.asarray(vm[0]), atol=1e-5)
+    traced_scale = jax.jit(lambda s: roi_align(f, boxes, idx, 2, spatial_scale=s, sampling_ratio=2))(0.5)
+    np.testing.assert_allclose(np.asarray(traced_scale), roi_align_ref(f, boxes, idx, (2, 2), 0.5, 2, True), atol=2e-5)
+
+
+def test_bad_input_errors():
+    f = _features(19)
+    good = np.array([[0, 0, 2, 2]], np.float32)
+    idx = np.array([0])
+    with pytest.raises(ValueError, match="boxes must be .*x2 >= x1"):
+        roi_align(f, np.array([[3, 0, 2, 2]], np.float32), idx, 2)
+    with pytest.raises(ValueError, match="boxes must be finite"):
+        roi_pool(f, np.array([[0, 0, np.nan, 2]], np.float32), idx, 2)
+    with pytest.raises(ValueError, match="box_indices must lie in"):
+        roi_align(f, good, np.array([2]), 2)
+    with pytest.raises(ValueError, match=r"features must have rank 4"):
+        roi_align(f[0], good, idx, 2)
+    with pytest.raises(ValueError, match=r"boxes must have last dimension 4"):
+        roi_align(f, good[:, :3], idx, 2)
+    with pytest.raises(ValueError, match="box_indices must have shape"):
+        roi_align(f, good, np.array([0, 1]), 2)
+    with pytest.raises(TypeError, match="features must have a floating dtype"):
+        roi_align(f.astype(np.int32), good, idx, 2)
+    with pytest.raises(ValueError, match="output_size must be positive"):
+        roi_align(f, good, idx, (0, 2))
+    with pytest.raises(ValueError, match="spatial_scale must be finite and > 0"):
+        roi_align(f, good, idx, 2, spatial_scale=0.0)
+    with pytest.raises(TypeError, match="sampling_ratio must be a Python int"):
+        roi_align(f, good, idx, 2, sampling_ratio=2.0)
+    with pytest.raises(ValueError, match="max_sampling must be"):
+        roi_align(f, good, idx, 2, max_sampling=0)
+
+
+def test_unchecked_values_under_jit():
+    """Inside jit: reversed boxes follow torchvision's rules, bad indices give zeros, NaN stays local."""
+    f = _features(20)
+    rev = np.array([[4.2, 3.1, 1.3, 0.4], [1.0, 1.0, 3.0, 3.0], [0.5, 0.5, np.nan, 2.0]], np.float32)
+    idx = np.array([1, 5, 0])
+    for aligned, sampling in MODES:
+        out = jax.jit(lambda b, i: roi_align(f, b, i, 2, sampling_ratio=sampling, aligned=aligned))(rev, idx)
+        out = np.asarray(out)
+        np.testing.assert_allclose(out[0], roi_align_ref(f, rev[:1], [1], (2, 2), 1.0, sampling, aligned)[0], atol=2e-5)
+        np.testing.assert_array_equal(out[1], 0)
+        assert np.all(np.isnan(out[2]))
+    pooled = jax.jit(lambda b, i: roi_pool(f, b, i, 2))(rev[:1], np.array([1]))
+    np.testing.assert_allclose(np.asarray(pooled), roi_pool_ref(f, rev[:1], [1], (2, 2))[0], atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+
+def _tv_inputs(torch, f, boxes, idx):
+    tf = torch.from_numpy(np.ascontiguousarray(f.transpose(0, 3, 1, 2)))
+    rois = torch.from_numpy(np.concatenate([np.asarray(idx, np.float32)[:, None], boxes], 1))
+    return tf, rois
+
+
+@pytest.mark.parametrize("aligned,sampling", MODES)
+def test_roi_align_torchvision_parity(aligned, sampling):
+    torch, tv = _torchvision()
+    f = _features(21, (2, 9, 11, 3))
+    rng = np.random.default_rng(22)
+    xy = rng.uniform(-40, 60, (40, 2))
+    wh = np.abs(rng.normal(0, 25, (40, 2)))
+    wh[:3] = 0
+    wh[3:6] *= 1e-2
+    wh[6:8] *= 20
+    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    boxes = np.concatenate([boxes, rng.integers(0, 30, (10, 4)).astype(np.float32)])
+    boxes[-10:, 2:] = np.maximum(boxes[-10:, 2:], boxes[-10:, :2])
+    idx = rng.integers(0, 2, len(boxes))
+    tf, rois = _tv_inputs(torch, f, boxes, idx)
+    for scale in (1.0, 0.5, 0.25, 1 / 3):
+        for out in ((2, 2), (3, 4), (7, 7)):
+            want = tv.ops.roi_align(tf, rois, out, scale, sampling, aligned).permute(0, 2, 3, 1).numpy()
+            got = roi_align(f, boxes, idx, out, spatial_scale=scale, sampling_ratio=sampling, aligned=aligned)
+            np.testing.assert_allclose(np.asarray(got), want, atol=1e-5, rtol=1e-5)
+    # gradient with respect to features
+    g = rng.standard_normal((len(boxes), 3, 3, 3)).astype(np.float32)
+    tfg = tf.clone().requires_grad_(True)
+    (tv.ops.roi_align(tfg, rois, (3, 3), 0.5, sampling, aligned) * torch.from_numpy(g.transpose(0, 3, 1, 2))).sum().backward()
+    _, vjp = jax.vjp(lambda x: roi_align(x, boxes, idx, 3, spatial_scale=0.5, sampling_ratio=sampling, aligned=aligned), jnp.asarray(f))
+    np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]), tfg.grad.numpy().transpose(0, 2, 3, 1), atol=1e-4)
+
+
+def test_roi_pool_torchvision_parity():
+    torch, tv = _torchvision()
+    f = _features(23, (2, 9, 11, 3))
+    rng = np.random.default_rng(24)
+    xy = rng.uniform(-40, 60, (40, 2))
+    boxes = np.concatenate([xy, xy + np.abs(rng.normal(0, 25, (40, 2)))], 1).astype(np.float32)
+    boxes = np.concatenate([boxes, rng.integers(-4, 30, (10, 4)).astype(np.float32) / 2])
+    boxes[-10:, 2:] = np.maximum(boxes[-10:, 2:], boxes[-10:, :2])
+    idx = rng.integers(0, 2, len(boxes))
+    tf, rois = _tv_inputs(torch, f, boxes, idx)
+    for scale in (1.0, 0.5, 1 / 3):
+        for out in ((2, 2), (3, 4), (5, 5)):
+            want = tv.ops.roi_pool(tf, rois, out, scale).permute(0, 2, 3, 1).numpy()
+            got = roi_pool(f, boxes, idx, out, spatial_scale=scale)
+            np.testing.assert_array_equal(np.asarray(got), want)
+    g = rng.standard_normal((len(boxes), 3, 3, 3)).astype(np.float32)
+    tfg = tf.clone().requires_grad_(True)
+    (tv.ops.roi_pool(tfg, rois, (3, 3), 0.5) * torch.from_numpy(g.transpose(0, 3, 1, 2))).sum().backward()
+    _, vjp = jax.vjp(lambda x: roi_pool(x, boxes, idx, 3, spatial_scale=0.5), jnp.asarray(f))
+    np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]), tfg.grad.numpy().transpose(0, 2, 3, 1), atol=1e-5)
+
+
+def test_multiscale_roi_align_torchvision_parity():
+    torch, tv = _torchvision()
+    rng = np.random.default_rng(25)
+    feats = [rng.standard_normal((1, 64 // 2**i, 48 // 2**i, 2)).astype(np.float32) for i in range(4)]
+    xy = rng.uniform(0, 150, (30, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(2, 250, (30, 2))], 1).astype(np.float32)
+    mroi = tv.ops.MultiScaleRoIAlign(["p2", "p3", "p4", "p5"], 7, 2)
+    fdict = {f"p{i + 2}": torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))) for i, x in enumerate(feats)}
+    want = mroi(fdict, [torch.from_numpy(boxes)], [(256, 192)]).permute(0, 2, 3, 1).numpy()
+    got = multilevel_roi_align(feats, boxes, np.zeros(30, np.int32), 7, spatial_scales=(1 / 4, 1 / 8, 1 / 16, 1 / 32),
+                               sampling_ratio=2, aligned=False)
+    np.testing.assert_allclose(np.asarray(got), want, atol=1e-5)
