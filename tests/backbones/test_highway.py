@@ -38,13 +38,13 @@ def test_conv_highway_forward_backward():
 def test_mlp_forward_backward_and_headless():
     model = HighwayMLP(width=8, depth=3, num_classes=5)
     x = jax.random.normal(jax.random.key(0), (4, 6, 6, 1))
-    variables = model.init(jax.random.key(1), x, train=False)
+    variables = jax.jit(lambda k, x: model.init(k, x, train=False))(jax.random.key(1), x)
 
     def loss(p):
         logits, _ = model.apply({"params": p}, x, train=True)
         return jnp.sum(logits ** 2)
 
-    grads = jax.grad(loss)(variables["params"])
+    grads = jax.jit(jax.grad(loss))(variables["params"])
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
     assert float(jnp.abs(grads["layer3"]["gate"]["kernel"]).sum()) > 0
     logits, feats = model.apply(variables, x, train=False)

@@ -130,6 +130,7 @@ class HighwayMLP(nn.Module):
     num_classes: int = 10
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
+    bn_axis_name: str | None = None  # uniform interface; the MLP has no BatchNorm
 
     @nn.compact
     def __call__(self, x, *, train: bool):
