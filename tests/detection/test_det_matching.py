@@ -6,6 +6,8 @@ import pytest
 
 from vai_jax.ops.matching import balanced_sample, match_boxes, sample_mask
 
+_match = jax.jit(match_boxes, static_argnames=("high_threshold", "low_threshold", "allow_low_quality"))
+
 
 def _random_boxes(rng, n, size=64.0):
     xy = rng.uniform(0, size * 0.8, (n, 2))
@@ -67,9 +69,9 @@ def test_match_boxes_matches_numpy_reference_with_padding_and_degenerate_gt():
 def test_best_anchor_per_box_kept_even_below_threshold():
     anchors = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 60]], np.float32)
     gt = np.array([[0, 0, 20, 20]], np.float32)  # IoU 0.25 with anchor 0, < 0.3
-    _, labels, _ = match_boxes(anchors, gt, np.array([True]), high_threshold=0.7, low_threshold=0.3)
+    _, labels, _ = _match(anchors, gt, np.array([True]), high_threshold=0.7, low_threshold=0.3)
     np.testing.assert_array_equal(np.asarray(labels), [1, 0, 0])
-    _, labels, _ = match_boxes(anchors, gt, np.array([True]), high_threshold=0.7, low_threshold=0.3,
+    _, labels, _ = _match(anchors, gt, np.array([True]), high_threshold=0.7, low_threshold=0.3,
                                allow_low_quality=False)
     np.testing.assert_array_equal(np.asarray(labels), [0, 0, 0])
 
@@ -77,7 +79,7 @@ def test_best_anchor_per_box_kept_even_below_threshold():
 def test_no_ground_truth_gives_all_background():
     anchors = _random_boxes(np.random.default_rng(1), 10)
     gt = np.zeros((3, 4), np.float32)
-    matched, labels, iou = match_boxes(anchors, gt, np.zeros(3, bool), high_threshold=0.7, low_threshold=0.3)
+    matched, labels, iou = _match(anchors, gt, np.zeros(3, bool), high_threshold=0.7, low_threshold=0.3)
     assert np.all(np.asarray(labels) == 0) and np.all(np.asarray(iou) == 0)
     matched, labels, _ = match_boxes(anchors, np.zeros((0, 4), np.float32), np.zeros(0, bool),
                                      high_threshold=0.7, low_threshold=0.3)
