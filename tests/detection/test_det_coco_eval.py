@@ -64,3 +64,21 @@ def test_bad_iou_type(data):
         coco_ap(gt, [], iou_type="keypoints")
     with pytest.raises(ValueError, match="segmentation"):
         coco_ap(gt, [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1.0}], iou_type="segm")
+
+
+def test_ground_truth_from_records_equals_export_for_boxes(data):
+    from vai_jax.eval.coco_eval import ground_truth_from_records
+    from vai_jax.data.shapes import CLASS_NAMES
+
+    ds, gt_export, batch = data
+    recs = [ds[i] for i in range(len(ds))]
+    gt = ground_truth_from_records(recs, image_ids=range(1, len(ds) + 1), class_names=CLASS_NAMES)
+    assert len(gt["annotations"]) == len(gt_export["annotations"])
+    ids, boxes, scores, classes, valid = _perfect(batch)
+    res = detections_to_coco(ids, boxes, scores, classes, valid)
+    assert coco_ap(gt, res)["AP"] == pytest.approx(1.0)
+    recs[0] = dict(recs[0], crowd=np.ones(len(recs[0]["boxes"]), bool))  # crowd gt: ignored, not missed
+    gt = ground_truth_from_records(recs, image_ids=range(1, len(ds) + 1), class_names=CLASS_NAMES)
+    keep = np.ones_like(valid)
+    keep[0] = False
+    assert coco_ap(gt, detections_to_coco(ids, boxes, scores, classes, valid & keep))["AP"] == pytest.approx(1.0)

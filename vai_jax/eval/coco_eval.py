@@ -102,3 +102,38 @@ def coco_ap(ground_truth, results: list[dict], *, iou_type: str = "bbox",
     if verbose:
         print(sink.getvalue())
     return {k: float(v) for k, v in zip(STAT_NAMES, ev.stats)}
+
+
+def ground_truth_from_records(records, *, image_ids: Sequence[int], class_names: Sequence[str],
+                              category_ids: Sequence[int] | None = None) -> dict:
+    """COCO ground-truth dict (boxes only) from records of any detection source.
+
+    Args:
+      records: records with ``image [H, W, 3]``, ``boxes [M, 4]`` xyxy pixels, ``classes [M]``
+        and optional ``valid``, ``crowd`` / ``difficult`` (both become ``iscrowd=1``: matched
+        detections are then neither rewarded nor penalised, the closest COCO has to VOC's
+        "difficult").
+      image_ids: COCO id per record. class_names: category names; category_ids: COCO id per
+        class (default ``class + 1``).
+
+    Returns:
+      dict with ``images``, ``annotations`` (bbox, area = box area), ``categories``.
+    """
+    cats = list(category_ids) if category_ids is not None else [c + 1 for c in range(len(class_names))]
+    images, anns = [], []
+    for rec, img in zip(records, image_ids):
+        h, w = np.asarray(rec["image"]).shape[:2]
+        images.append({"id": int(img), "height": int(h), "width": int(w), "file_name": f"{int(img)}"})
+        boxes = np.asarray(rec["boxes"], np.float64).reshape(-1, 4)
+        valid = np.asarray(rec.get("valid", np.ones(len(boxes), bool)), bool)
+        crowd = np.zeros(len(boxes), bool)
+        for k in ("crowd", "difficult"):
+            if k in rec:
+                crowd |= np.asarray(rec[k], bool)
+        for m in np.nonzero(valid)[0]:
+            x1, y1, x2, y2 = (float(v) for v in boxes[m])
+            anns.append({"id": len(anns) + 1, "image_id": int(img), "category_id": int(cats[int(rec["classes"][m])]),
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
+                         "iscrowd": int(crowd[m])})
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": int(i), "name": str(n)} for i, n in zip(cats, class_names)]}
