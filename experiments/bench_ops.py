@@ -6,11 +6,13 @@ Case (Faster R-CNN box head): features 2x50x68x256 float32, 512 boxes, 7x7 outpu
 NMS on 1,000-5,000 boxes. Prints a table (median wall time in ms over ``--repeats`` runs after a
 warm-up/compile) and writes JSON. RoIAlign variants measured:
 
-* ``separable``  - vai_jax.ops.roi_align: closed-form per-RoI interpolation matrices and two
-  matrix products, the image chosen by a one-hot factor (flat ``[K, 4]`` boxes);
-* ``separable-batched`` - vai_jax.ops.roi_align_batched on ``[B, R, 4]`` (no one-hot factor);
-* ``gather`` - explicit bilinear samples (4 corner gathers per sample, fixed sampling ratio),
-  the usual JAX port; its gradient is a scatter-add.
+* ``gather-separable`` - vai_jax.ops.roi_align for ``sampling_ratio > 0``: per-axis (index,
+  weight) slots, fused gathers summed over row-slot x column-slot pairs (also batched, and for
+  adaptive sampling with a static ``max_sampling``);
+* ``gather-4corner`` - the usual JAX port: 4 corner gathers per explicit sample, materialised;
+* ``dense-separable`` - closed-form per-RoI interpolation matrices and two matrix products (the
+  image chosen by a one-hot factor for flat boxes; no factor in the batched form); the default
+  for exact adaptive sampling.
 
 ``--frcnn`` also times one training step of torchvision's Faster R-CNN (MobileNetV3-FPN, 2
 images of 320x320, random weights) to put the RoI ops' cost in context.
@@ -116,9 +118,15 @@ def bench_jax(repeats):
         ),
         "gather-4corner": lambda f_: gather_roi_align(f_, bx, bi, os_, scale, sr, False),
         "dense-separable": lambda f_: dense(f_, sr),
-        "dense-separable-batched": lambda f_: roi_align_batched(
+        "gather-separable batched [B,R,4]": lambda f_: roi_align_batched(
             f_, bx.reshape(2, 256, 4), os_, spatial_scale=scale, sampling_ratio=sr, aligned=False
         ).reshape(512, 7, 7, 256),
+        "dense-separable batched adaptive": lambda f_: roi_align_batched(
+            f_, bx.reshape(2, 256, 4), os_, spatial_scale=scale, sampling_ratio=-1, aligned=False
+        ).reshape(512, 7, 7, 256),
+        "gather adaptive max_sampling=8": lambda f_: roi_align(
+            f_, bx, bi, os_, spatial_scale=scale, sampling_ratio=-1, aligned=False, max_sampling=8
+        ),
         "dense-separable adaptive (default, S<=0)": lambda f_: roi_align(
             f_, bx, bi, os_, spatial_scale=scale, sampling_ratio=-1, aligned=False
         ),

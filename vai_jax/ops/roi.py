@@ -8,23 +8,35 @@ coordinate ``u`` on the feature grid samples between cell centres exactly as the
 ``aligned=False`` is the legacy Mask R-CNN / torchvision default (no shift, RoI sides at least
 one cell).
 
-RoIAlign formulation (chosen by measurement, see ``experiments/bench_ops.py``): bilinear
+RoIAlign formulations (chosen by measurement, figures in ``experiments/BENCHMARKS.md``). Bilinear
 sampling on a grid is separable, and so are torchvision's boundary rules (a sample outside
-``[-1, H] x [-1, W]`` contributes 0, coordinates are clamped to ``[0, H-1]``), and the average
-over the ``gh x gw`` samples of a bin. Each RoI therefore gets two small interpolation
-matrices ``Wy [oh, H]`` and ``Wx [ow, W]`` (sample average folded in) and
-``out = Wy @ F @ Wx^T`` is computed as two matrix products. The matrices are built in closed
-form: the samples of a bin form an arithmetic progression, so the weight of each feature row is
-a count and an arithmetic sum over the samples falling in each unit interval. This is exact
-for *any* number of samples per bin, in particular for adaptive sampling
-(``sampling_ratio <= 0``: ``ceil(roi_size / output_size)`` samples, unbounded for huge boxes)
-with static shapes and no ``max_sampling`` bound; the cost does not grow with the sample count.
-The gradient with respect to ``features`` is the transpose of these sampling matrices (plain
-autodiff of the two matrix products). The gradient with respect to ``boxes`` is the true
-derivative of the output with respect to the box coordinates wherever it exists (the sample
-counts and the in/out-of-map decisions are piecewise constant and carry no gradient);
-torchvision returns none. Wrap boxes in ``jax.lax.stop_gradient`` (as two-stage detectors do for
-proposals) to cut it.
+``[-1, H] x [-1, W]`` contributes 0, coordinates in ``[-1, 0]`` / ``[H-1, H]`` are clamped to the
+border cell) and the average over the ``gh x gw`` samples of a bin. Two exact forms use this:
+
+* **gather** (used for ``sampling_ratio > 0``, and for adaptive sampling when ``max_sampling``
+  is given): per axis, each bin's samples give ``2 * slots`` (index, weight) pairs (low/high
+  neighbour, weight divided by the sample count); the output is the sum over row-slot x
+  column-slot pairs of ``wy * wx * F[b, iy, ix]`` -- fused gathers, nothing of size
+  ``K * bins * samples * C`` is materialised. On the 2-core CPU it is several times faster than
+  torchvision's kernel forward; its backward is XLA's scatter-add.
+* **dense closed form** (adaptive ``sampling_ratio <= 0`` without ``max_sampling``): each RoI
+  gets two interpolation matrices ``Wy [oh, H]`` and ``Wx [ow, W]`` (sample average folded in)
+  and ``out = Wy @ F @ Wx^T`` as two matrix products. The samples of a bin form an arithmetic
+  progression, so each row weight is a count and an arithmetic sum over the samples falling in a
+  unit interval: exact for *any* number of samples (``ceil(roi / output)`` is unbounded for
+  huge boxes) with static shapes. It costs ``K * oh * B * H * W * C`` multiply-adds (a one-hot
+  image factor; :func:`roi_align_batched` avoids it), which suits matrix units (GPU/TPU) more
+  than a 2-core CPU.
+
+The RoI geometry (``x * spatial_scale - offset``, ``roi / output``) is evaluated with float32
+rounding exactly as the C++ kernel's ``float`` code (see :mod:`vai_jax.ops._ieee`): XLA's fused
+multiply-add contraction and reciprocal division would otherwise flip ``ceil`` and ``floor`` on
+exact ratios. The gradient with respect to ``features`` is the transpose of the sampling map
+(autodiff of the gathers / matrix products; tested against explicitly built sampling matrices).
+The gradient with respect to ``boxes`` is the true derivative of the output with respect to
+the box coordinates wherever it exists (sample counts and in/out-of-map decisions are piecewise
+constant and carry no gradient); torchvision returns none. Wrap boxes in
+``jax.lax.stop_gradient`` (as two-stage detectors do for proposals) to cut it.
 
 RoIPool: torchvision's quantisation (``std::round`` of the scaled corners, half away from zero;
 ``+1`` sizes; bin ``p`` spans ``[floor(p * bin), ceil((p + 1) * bin))`` clipped to the map;
