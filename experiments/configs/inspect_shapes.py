@@ -21,8 +21,20 @@ a smoke test of seconds.
 """
 import ml_collections
 
-# Filled in from a measured run (2-core shared CPU); see report.md of that run.
-MEASURED = "see the final report of issue 9 (report.md of a default run)"
+# Measured with the defaults on the project's shared 2-core CPU (load average ~20 from other
+# jobs): 1109 s wall, 272 s CPU in total (training 600 steps: 379 s wall).
+MEASURED = """
+PlainCNN 16-16-32-32-64-64, 72,694 params, 9.88 M MACs: test top-1 98.6% (1000 images).
+Receptive fields (px): conv1..conv6 = 3, 5, 10, 14, 24, 32.
+Linear probes, test %:     conv1 conv2 conv3 conv4 conv5 conv6
+  trained                   40.6  49.3  69.6  84.6  97.8  98.7
+  random init               27.1  28.4  30.4  31.3  32.7  31.0   (chance 16.7)
+Pruning every conv (L1), then 100 fine-tune steps: 25% -> 41,130 params, 5.64 M MACs, 98.0%;
+  50% -> 18,494, 2.58 M, 87.1%; 75% -> 4,786, 0.70 M, 36.3% (non-zero-rate scores: 93.1 / 48.8
+  / 19.8%). Straight after pruning (no fine-tuning) every ratio is at 17-29%.
+k-means weight sharing (no fine-tuning): float32 292,568 B 98.6%; 8-bit 81,608 B 98.6%;
+  4-bit 40,176 B 98.9%; 3-bit 30,922 B 88.3%; 2-bit 21,780 B 35.0%; 1-bit 12,694 B 19.3%.
+"""
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
