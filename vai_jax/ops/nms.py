@@ -23,6 +23,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from vai_jax._validation import check_array, is_concrete
@@ -46,8 +47,6 @@ def _check_inputs(boxes, scores, max_outputs, valid, classes=None):
     if not isinstance(max_outputs, int) or max_outputs <= 0:
         raise ValueError(f"max_outputs must be a Python int > 0; got {max_outputs!r}")
     if is_concrete(boxes):
-        import numpy as np
-
         b = np.asarray(boxes)
         if not np.all(np.isfinite(b)):
             raise ValueError(f"boxes must be finite; found {int(np.sum(~np.isfinite(b)))} NaN/inf value(s)")
