@@ -1,4 +1,4 @@
-"""experiments/train_segmenter.py end to end: shapes runlocal (all outputs), VOC segmentation
+"""experiments/train_segmenter.py: shapes data, end to end (all outputs) on VOC segmentation
 through tfds.data_source under mock_data, bad labels."""
 import json
 import os
@@ -27,16 +27,13 @@ def _tiny(cfg, models):
     return cfg
 
 
-def test_runlocal_shapes_writes_all_outputs(tmp_path):
+def test_shapes_data_for_segmentation():
     cfg = _tiny(segmenter_shapes.get_config("runlocal"), ("fcn8s",))
-    out = train_segmenter.run(cfg, str(tmp_path))
-    for f in ("results.json", "results.md", "comparison.png", "predictions.png", "gridding.png"):
-        assert os.path.getsize(tmp_path / f) > 0
-    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
-    assert [r["model"] for r in rows] == ["fcn8s"] == [r["model"] for r in out["rows"]]
-    r = rows[0]
-    assert 0.0 <= r["miou"] <= 1.0 and r["params"] > 0 and r["macs"] > 0 and r["steps"] == 2
-    assert "| fcn8s |" in (tmp_path / "results.md").read_text()
+    train, test, k, names, transforms = train_segmenter.build_data(cfg)
+    assert (len(train), len(test), k, names[0]) == (32, 8, 7, "background")
+    r = transforms[0](train[0])
+    assert r["image"].shape == (32, 32, 3) and r["semantic"].shape == (32, 32)
+    assert r["semantic"].dtype == np.int32 and 0 <= r["semantic"].min() <= r["semantic"].max() < 7
 
 
 def test_voc_config_under_mock_data(tmp_path):
@@ -49,11 +46,18 @@ def test_voc_config_under_mock_data(tmp_path):
         mask[:2] = 255
         records.append({"image": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
                         "image/filename": f"{i}.jpg", "segmentation_mask": mask})
-    cfg = _tiny(segmenter_voc.get_config("runlocal"), ("espnet_c",))
+    cfg = _tiny(segmenter_voc.get_config("runlocal"), ("fcn32s",))
     with tfds.testing.mock_data(as_data_source_fn=lambda self, split, **kw: records):
         out = train_segmenter.run(cfg, str(tmp_path))
     assert out["dataset"] == "voc" and len(out["class_names"]) == 21
-    assert len(out["rows"][0]["iou"]) == 21
+    for f in ("results.json", "results.md", "comparison.png", "predictions.png", "gridding.png"):
+        assert os.path.getsize(tmp_path / f) > 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["fcn32s"]
+    r = rows[0]
+    assert 0.0 <= r["miou"] <= 1.0 and r["params"] > 0 and r["macs"] > 0 and r["steps"] == 2
+    assert len(r["iou"]) == 21
+    assert "| fcn32s |" in (tmp_path / "results.md").read_text()
 
 
 def test_bad_labels_are_rejected():
