@@ -49,17 +49,21 @@ DEFAULT_MODELS = ("alexnet,vgg16,googlenet,inception_v3,resnet50,densenet121,mob
                   "squeezenet1_0,shufflenet_v1")
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Directory for comparison.{md,json,png}.", required=True)
-flags.DEFINE_list("models", DEFAULT_MODELS, "Comma-separated model names (vai_jax.list_models()).")
-flags.DEFINE_integer("image_size", 224, "Square input size for counts and timing.")
-flags.DEFINE_integer("batch_size", 32, "Batch size of the timed calls.")
-flags.DEFINE_integer("num_steps", 10, "Timed calls per measurement (after warm-up).")
-flags.DEFINE_integer("warmup_steps", 2, "Untimed calls before timing (the first compiles).")
-flags.DEFINE_integer("num_classes", 1000, "Classifier width.")
-flags.DEFINE_bool("train", True, "Also time a training step.")
-flags.DEFINE_list("trained_results", [], "Optional JSON files: train_classifier.py's "
-                  "results.json, or {model: top1 or {'top1': ..., 'dataset': ...}}.")
-flags.DEFINE_integer("seed", 0, "PRNG seed for parameters and inputs.")
+
+
+def _define_flags():
+    """Command-line flags, defined only when run as a script (tests import this module)."""
+    flags.DEFINE_string("workdir", None, "Directory for comparison.{md,json,png}.", required=True)
+    flags.DEFINE_list("models", DEFAULT_MODELS, "Comma-separated model names (vai_jax.list_models()).")
+    flags.DEFINE_integer("image_size", 224, "Square input size for counts and timing.")
+    flags.DEFINE_integer("batch_size", 32, "Batch size of the timed calls.")
+    flags.DEFINE_integer("num_steps", 10, "Timed calls per measurement (after warm-up).")
+    flags.DEFINE_integer("warmup_steps", 2, "Untimed calls before timing (the first compiles).")
+    flags.DEFINE_integer("num_classes", 1000, "Classifier width.")
+    flags.DEFINE_bool("train", True, "Also time a training step.")
+    flags.DEFINE_list("trained_results", [], "Optional JSON files: train_classifier.py's "
+                      "results.json, or {model: top1 or {'top1': ..., 'dataset': ...}}.")
+    flags.DEFINE_integer("seed", 0, "PRNG seed for parameters and inputs.")
 
 
 @dataclasses.dataclass
@@ -328,4 +332,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
