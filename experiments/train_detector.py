@@ -40,11 +40,14 @@ import vai_jax  # noqa: E402
 from vai_jax.analysis import count_params  # noqa: E402
 from vai_jax.data.coco_export import to_coco  # noqa: E402
 from vai_jax.data.pipeline import make_loader  # noqa: E402
+from vai_jax.data.coco import CocoSource  # noqa: E402
 from vai_jax.data.shapes import CLASS_NAMES, NUM_CLASSES, ShapesDataset  # noqa: E402
+from vai_jax.data.sources import load_source  # noqa: E402
+from vai_jax.data.transforms import ResizeAndPad  # noqa: E402
 from vai_jax.detection import RCNN, FastRCNN, FasterRCNN, RoIStage, mask_rcnn  # noqa: E402
 from vai_jax.detection.inputs import detection_preprocess, sanitize_targets  # noqa: E402
 from vai_jax.detection.proposals import sliding_window_proposals  # noqa: E402
-from vai_jax.eval.coco_eval import coco_ap, detections_to_coco  # noqa: E402
+from vai_jax.eval.coco_eval import coco_ap, detections_to_coco, ground_truth_from_records  # noqa: E402
 from vai_jax.losses.detection import detection_loss  # noqa: E402
 from vai_jax.ops.masks import paste_masks  # noqa: E402
 from vai_jax.train import parallel  # noqa: E402
@@ -65,7 +68,7 @@ def make_backbone(cfg):
 
 
 def make_roi_stage(cfg, **kw):
-    return RoIStage(NUM_CLASSES, pool_mode=cfg.pool_mode, pool_size=cfg.pool_size, hidden=cfg.hidden,
+    return RoIStage(cfg.num_classes, pool_mode=cfg.pool_mode, pool_size=cfg.pool_size, hidden=cfg.hidden,
                     num_samples=cfg.roi_num_samples, positive_fraction=cfg.roi_positive_fraction,
                     score_threshold=cfg.score_threshold, max_detections=cfg.max_detections,
                     mask_features=cfg.mask_features, mask_convs=cfg.mask_convs, **kw)
@@ -74,7 +77,7 @@ def make_roi_stage(cfg, **kw):
 def make_model(cfg, name, rcnn_stage="svm"):
     """One explicit table of the four detectors (no string registry)."""
     if name == "rcnn":
-        return RCNN(cnn=make_backbone(cfg), feature_name=cfg.feature, num_classes=NUM_CLASSES,
+        return RCNN(cnn=make_backbone(cfg), feature_name=cfg.feature, num_classes=cfg.num_classes,
                     crop_size=cfg.rcnn_crop_size, stage=rcnn_stage, num_samples=cfg.roi_num_samples,
                     positive_fraction=cfg.roi_positive_fraction, score_threshold=cfg.score_threshold,
                     max_detections=cfg.max_detections)
@@ -99,15 +102,16 @@ def make_model(cfg, name, rcnn_stage="svm"):
 class DetectionBatches:
     """Wraps a grain iterator: checks targets, adds constant proposals, counts the report."""
 
-    def __init__(self, it, *, proposals=None, keep_masks=False):
+    def __init__(self, it, *, num_classes, proposals=None, keep_masks=False):
         self.it, self.proposals, self.keep_masks = it, proposals, keep_masks
+        self.num_classes = num_classes
         self.report = {"objects": 0, "clipped": 0, "degenerate": 0, "dropped": 0}
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        batch, rep = sanitize_targets(next(self.it), num_classes=NUM_CLASSES)
+        batch, rep = sanitize_targets(next(self.it), num_classes=self.num_classes)
         for k, v in rep.items():
             self.report[k] += v
         keys = ("image", "boxes", "classes", "valid") + (("masks",) if self.keep_masks else ())
@@ -129,6 +133,31 @@ def add_proposals(batch, proposals):
                 proposal_valid=np.ones((b, proposals.shape[0]), bool))
 
 
+def make_data(cfg):
+    """(train source, val source, COCO ground truth of val (ids = index + 1), class names)."""
+    s = cfg.image_size
+    if cfg.data == "shapes":
+        train_ds = ShapesDataset("detection", split="train", num_examples=cfg.num_train, image_size=s, seed=cfg.seed)
+        val_ds = ShapesDataset("detection", split="validation", num_examples=cfg.num_val, image_size=s,
+                               seed=cfg.seed)
+        return train_ds, val_ds, to_coco(val_ds, progress=False), CLASS_NAMES
+    if cfg.data == "coco":  # COCO-format files from disk
+        masks = "mask_rcnn" in cfg.models
+        train_ds = CocoSource(cfg.coco.train_json, cfg.coco.train_images, with_masks=masks)
+        val_ds = CocoSource(cfg.coco.val_json, cfg.coco.val_images, with_masks=False)
+        names = train_ds.class_names
+    elif cfg.data == "voc":  # tfds voc through data_source (must be prepared)
+        train_ds = load_source("voc", cfg.voc.train_split, data_dir=cfg.voc.data_dir or None)
+        val_ds = load_source("voc", cfg.voc.val_split, data_dir=cfg.voc.data_dir or None)
+        names = train_ds.class_names
+    else:
+        raise ValueError(f"config.data must be 'shapes', 'coco' or 'voc'; got {cfg.data!r}")
+    n_val = min(len(val_ds), cfg.num_val)
+    gt = ground_truth_from_records([val_ds[i] for i in range(n_val)], image_ids=range(1, n_val + 1),
+                                   class_names=names)
+    return train_ds, val_ds, gt, names
+
+
 # -------------------------------------------------------------------------------- training
 def train(cfg, name, model, train_ds, num_steps, *, variables=None, proposals=None, seed_offset=0, desc=None):
     rng = jax.random.PRNGKey(cfg.seed + seed_offset)
@@ -147,9 +176,11 @@ def train(cfg, name, model, train_ds, num_steps, *, variables=None, proposals=No
     state = parallel.replicate(TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng),
                                mesh)
     step = parallel.data_parallel(make_train_step(detection_loss, preprocess_fn=detection_preprocess), mesh)
-    loader = make_loader(train_ds, batch_size=cfg.batch_size, seed=cfg.seed + seed_offset,
+    resize = None if isinstance(train_ds, ShapesDataset) else ResizeAndPad((s, s))
+    loader = make_loader(train_ds, batch_size=cfg.batch_size, seed=cfg.seed + seed_offset, transforms=resize,
                          max_objects=cfg.max_objects, on_overflow="drop")
-    batches = DetectionBatches(iter(loader), proposals=proposals, keep_masks=name == "mask_rcnn")
+    batches = DetectionBatches(iter(loader), num_classes=cfg.num_classes, proposals=proposals,
+                               keep_masks=name == "mask_rcnn")
     tqdm.write(f"--- training {desc or TITLES[name]}: {count_params(variables):,} parameters, {num_steps} steps")
     t0 = time.perf_counter()
     result = fit(state, train_step=step, train_iter=batches, num_steps=num_steps, batch_size=cfg.batch_size,
@@ -165,7 +196,7 @@ def predict(cfg, name, state, val_ds, indices, proposals=None, batch_size=50):
     outs, seconds, n_timed = [], 0.0, 0
     chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
     for k, chunk in enumerate(tqdm(chunks, desc=f"predict {TITLES[name]}", disable=not cfg.progress)):
-        imgs = val_ds.get_batch(chunk)["image"]
+        imgs, scales = load_images(cfg, val_ds, chunk)
         n = len(imgs)
         if n < batch_size:
             imgs = np.concatenate([imgs, np.repeat(imgs[-1:], batch_size - n, 0)])
@@ -177,7 +208,9 @@ def predict(cfg, name, state, val_ds, indices, proposals=None, batch_size=50):
         if k > 0 or len(chunks) == 1:
             seconds += time.perf_counter() - t
             n_timed += n
-        outs.append({kk: v[:n] for kk, v in out.items()})
+        out = {kk: v[:n] for kk, v in out.items()}
+        out["boxes"] = out["boxes"] / scales[:, None, None]  # back to the source image's pixels
+        outs.append(out)
     if len(chunks) == 1:  # only a compiled-and-run batch: time a second run
         t = time.perf_counter()
         jax.block_until_ready(fn(variables, x))
@@ -189,7 +222,7 @@ def evaluate(cfg, name, state, val_ds, gt, indices, proposals=None, batch_size=5
     out, sec_per_image = predict(cfg, name, state, val_ds, indices, proposals, batch_size)
     ids = np.asarray(indices) + 1
     masks = None
-    if "masks" in out:
+    if "masks" in out and isinstance(val_ds, ShapesDataset):  # mask AP: shapes data only
         s = cfg.image_size
         paste = jax.jit(jax.vmap(lambda m, b: paste_masks(m, b, (s, s))))
         masks = np.concatenate([np.asarray(paste(out["masks"][i:i + 50], out["boxes"][i:i + 50])) >= 0.5
@@ -202,18 +235,32 @@ def evaluate(cfg, name, state, val_ds, gt, indices, proposals=None, batch_size=5
     return metrics, sec_per_image, out
 
 
+def load_images(cfg, ds, indices):
+    """Images ``[n, S, S, 3]`` of ``indices`` (letterboxed for external sources) and their scales."""
+    if isinstance(ds, ShapesDataset):
+        return ds.get_batch(indices)["image"], np.ones(len(indices), np.float32)
+    s = cfg.image_size
+    imgs, scales = [], []
+    for i in indices:
+        rec = ds[i]
+        h, w = np.asarray(rec["image"]).shape[:2]
+        imgs.append(ResizeAndPad((s, s))({"image": rec["image"]})["image"])
+        scales.append(min(s / h, s / w))
+    return np.stack(imgs).astype(np.uint8), np.asarray(scales, np.float32)
+
+
 def save_detections(cfg, name, val_ds, out, indices, path):
     k = min(cfg.num_figure_images, len(indices))
-    batch = val_ds.get_batch(indices[:k])
+    images, scales = load_images(cfg, val_ds, indices[:k])
     recs, scores = [], []
     for i in range(k):
         v = out["valid"][i] & (out["scores"][i] >= 0.5)
-        rec = {"image": batch["image"][i], "boxes": out["boxes"][i][v], "classes": out["classes"][i][v]}
+        rec = {"image": images[i], "boxes": out["boxes"][i][v] * scales[i], "classes": out["classes"][i][v]}
         if "pasted_masks" in out:
             rec["masks"] = out["pasted_masks"][i][v]
         recs.append(rec)
         scores.append(out["scores"][i][v])
-    save_grid(recs, path, scores=scores, ncols=4, class_names=CLASS_NAMES,
+    save_grid(recs, path, scores=scores, ncols=4, class_names=cfg.class_names,
               titles=[f"{TITLES[name]} #{j}" for j in indices[:k]])
 
 
@@ -257,9 +304,9 @@ def main(argv):
         if m not in MODELS:
             raise ValueError(f"config.models: unknown model {m!r}; choose from {MODELS}")
     s = cfg.image_size
-    train_ds = ShapesDataset("detection", split="train", num_examples=cfg.num_train, image_size=s, seed=cfg.seed)
-    val_ds = ShapesDataset("detection", split="validation", num_examples=cfg.num_val, image_size=s, seed=cfg.seed)
-    gt = to_coco(val_ds, progress=False)
+    train_ds, val_ds, gt, class_names = make_data(cfg)
+    with cfg.unlocked():
+        cfg.num_classes, cfg.class_names = len(class_names), tuple(class_names)
     windows = np.asarray(sliding_window_proposals((s, s), stride=cfg.window_stride, sizes=tuple(cfg.window_sizes),
                                                   aspect_ratios=tuple(cfg.window_ratios)))
     rows = []
@@ -286,7 +333,7 @@ def main(argv):
             result, train_seconds, rep, nparams = train(cfg, name, model, train_ds, cfg.num_steps, proposals=props,
                                                         seed_offset=i)
             train_ips = result.images_per_sec
-            indices = list(range(len(val_ds)))
+            indices = list(range(min(len(val_ds), cfg.num_val)))
             ebs = cfg.eval_batch_size
         metrics, spi, out = evaluate(cfg, name, result.state, val_ds, gt, indices, props, ebs)
         save_detections(cfg, name, val_ds, out, indices, os.path.join(workdir, f"detections_{name}.png"))

@@ -15,6 +15,12 @@ import ml_collections
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.models = ("faster_rcnn",)     # any of rcnn, fast_rcnn, faster_rcnn, mask_rcnn
+    # Data: "shapes" (built-in), "coco" (COCO-format files: set c.coco.*) or "voc" (tfds voc via
+    # load_source; must be prepared). External images are letterboxed to image_size (ResizeAndPad);
+    # predictions are mapped back to the source pixels; mask AP on shapes only.
+    c.data = "shapes"
+    c.coco = ml_collections.ConfigDict(dict(train_json="", train_images="", val_json="", val_images=""))
+    c.voc = ml_collections.ConfigDict(dict(data_dir="", train_split="train", val_split="validation"))
     c.image_size = 64
     c.num_train = 20000
     c.num_val = 500
