@@ -348,7 +348,8 @@ def roi_align(
         fall on the map ``[-1, H]`` -- guaranteed for every box inside the map when
         ``S >= ceil(max(H, W) / min(oh, ow))`` (more generally for RoIs of at most ``S * oh``
         by ``S * ow`` feature cells); a bigger box silently uses only its first ``S`` on-map
-        samples per bin (still divided by the full count).
+        samples per bin (still divided by the full count). Cost grows as ``S**2`` per bin, so
+        it is faster than the dense form only for small ``S``.
 
     Returns:
       ``[K, oh, ow, C]`` in the features' dtype. Bin ``(p, q)`` averages ``gh * gw`` bilinear
