@@ -28,7 +28,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.num_test_examples = 2_000    # shapes only
     c.model = "resnet32_cifar"     # vai_jax.create_model name, or "tiny_cnn"
     c.batch_size = 64              # global
-    c.num_steps = 480              # 30,720 images: ~1.5 epochs
+    c.num_steps = 400              # 25,600 images: 1.3 epochs
     c.precision = "float32"        # "float32" | "bfloat16" | "float16"
     c.label_smoothing = 0.0
     c.ema_decay = 0.0              # 0 = no EMA of the parameters
@@ -39,7 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         momentum=0.9, nesterov=False,  # for name="sgd"
         clip_grad_norm=0.0, accumulate_steps=1))  # clip_grad_norm 0 = off
     c.schedule = ml_collections.ConfigDict(dict(
-        kind="cosine", warmup_steps=32, boundaries=(), decay_factor=0.1))
+        kind="cosine", warmup_steps=20, boundaries=(), decay_factor=0.1))
     c.plateau = ml_collections.ConfigDict(dict(
         enabled=False, metric="top1", factor=0.1, patience=2, max_reductions=3))
     c.early_stopping = ml_collections.ConfigDict(dict(metric="top1", patience=0))  # 0 = off
@@ -47,9 +47,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.augment = ml_collections.ConfigDict(dict(flip=True, crop_padding=0))  # objects are
     # already randomly placed; translations slow down the short run
 
-    c.eval_every = 160
+    c.eval_every = 200
     c.log_every = 20
-    c.checkpoint_every = 240
+    c.checkpoint_every = 200
     c.keep_checkpoints = 2
     c.best_metric = "top1"
     c.eval_topk = (1,)
