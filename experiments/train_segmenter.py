@@ -86,8 +86,9 @@ def build_model(name: str, cfg, num_classes: int) -> nn.Module:
     fcn = lambda v: Segmenter(_backbone(cfg, 32), FCNHead(num_classes, variant=v, fc_features=fc,
                                                           fc_kernel=cfg.fcn.fc_kernel), min_size=32)
     deeplab = lambda os_: Segmenter(
-        _backbone(cfg, os_), DeepLabHead(num_classes, feature_stride=os_, features=cfg.deeplab.features,
-                                         rates=tuple(r * 16 // os_ for r in cfg.deeplab.rates)),
+        _backbone(cfg, os_),
+        DeepLabHead(num_classes, feature_stride=os_, features=cfg.deeplab.features,
+                    rates=tuple(r * 16 // os_ for r in cfg.deeplab.rates)),
         min_size=os_)
     esp = functools.partial(ESPNet, num_classes, widths=tuple(cfg.espnet.widths),
                             alpha=cfg.espnet.alpha, beta=cfg.espnet.beta)
@@ -126,8 +127,8 @@ class ArraySource:
 def materialise_shapes(split: str, n: int, image_size: int, seed: int, chunk: int = 500):
     ds = ShapesDataset("detection", split=split, num_examples=n, image_size=image_size, seed=seed)
     parts = [ds.get_batch(range(i, min(i + chunk, n))) for i in range(0, n, chunk)]
-    return ArraySource({"image": np.concatenate([p["image"] for p in parts]),
-                        "semantic": np.concatenate([p["semantic"] for p in parts]).astype(np.int32)})
+    semantic = np.concatenate([p["semantic"] for p in parts]).astype(np.int32)
+    return ArraySource({"image": np.concatenate([p["image"] for p in parts]), "semantic": semantic})
 
 
 class CheckLabels:
@@ -410,7 +411,8 @@ def run(cfg, workdir: str) -> dict:
                      cfg.ignore_label, os.path.join(workdir, "predictions.png"))
     esp_preds = ({k: preds[k] for k in ("espnet", "espnet_nohff")}
                  if {"espnet", "espnet_nohff"} <= set(preds) else None)
-    plot_gridding(effective_receptive_fields(cfg.gridding.size, inits=cfg.gridding.inits), esp_preds, images, truth, num_classes,
+    erf = effective_receptive_fields(cfg.gridding.size, inits=cfg.gridding.inits)
+    plot_gridding(erf, esp_preds, images, truth, num_classes,
                   cfg.ignore_label, os.path.join(workdir, "gridding.png"))
     out = {"rows": rows, "class_names": list(class_names), "dataset": cfg.dataset,
            "image_size": cfg.image_size, "num_steps": cfg.num_steps,
@@ -451,8 +453,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     out = run(FLAGS.config, FLAGS.workdir)
     print(results_table(out["rows"]))
-    print(f"done in {out['wall_seconds']:.0f} s wall, {out['process_cpu_seconds']:.0f} s process CPU "
-          f"(load average {out['load_average'][0]:.1f}); results in {FLAGS.workdir}")
+    print(f"done in {out['wall_seconds']:.0f} s wall, {out['process_cpu_seconds']:.0f} s "
+          f"process CPU (load average {out['load_average'][0]:.1f}); results in {FLAGS.workdir}")
 
 
 if __name__ == "__main__":

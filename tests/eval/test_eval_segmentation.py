@@ -1,7 +1,6 @@
 """Confusion matrix (jit, per-batch accumulation, sharded and pmap sums) and mIoU against a
 NumPy reference written differently."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -62,7 +61,8 @@ def test_accumulating_batches_equals_one_big_batch():
     for i in range(0, 12, 4):
         acc.update(confusion_matrix(labels[i:i + 4], preds[i:i + 4], k))
     np.testing.assert_array_equal(acc.matrix, confusion_matrix(labels, preds, k))
-    assert acc.result()["miou"] == metrics_from_confusion(confusion_matrix(labels, preds, k))["miou"]
+    whole = metrics_from_confusion(confusion_matrix(labels, preds, k))
+    assert acc.result()["miou"] == whole["miou"]
 
 
 def test_sharded_and_pmap_sums_equal_single_device():

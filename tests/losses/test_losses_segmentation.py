@@ -40,8 +40,8 @@ def test_matches_reference_with_ignore_and_weights(weighted):
     assert got.shape == (3,) and got.dtype == jnp.float32
     np.testing.assert_allclose(got, _reference(logits, labels, 255, weights), rtol=1e-5, atol=1e-6)
     # Ignored pixels have no gradient.
-    g = jax.grad(lambda z: pixel_cross_entropy(z, jnp.asarray(labels), class_weights=weights).sum())(
-        jnp.asarray(logits))
+    total = lambda z: pixel_cross_entropy(z, jnp.asarray(labels), class_weights=weights).sum()
+    g = jax.grad(total)(jnp.asarray(logits))
     np.testing.assert_array_equal(np.asarray(g)[labels == 255], 0.0)
     # jit-able (validation skipped under tracing).
     jitted = jax.jit(lambda z, y: pixel_cross_entropy(z, y, class_weights=weights))

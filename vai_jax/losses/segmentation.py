@@ -58,7 +58,8 @@ def pixel_cross_entropy(logits, labels, *, ignore_label: int | None = IGNORE_LAB
     labels = check_array(labels, "labels", ndim=3, kind="integer", shape_hint="[B, H, W]")
     if tuple(labels.shape) != tuple(logits.shape[:3]):
         raise ValueError(f"labels must have shape {tuple(logits.shape[:3])} (logits' [B, H, W]); "
-                         f"got {tuple(labels.shape)}: the mask and the image/prediction sizes differ")
+                         f"got {tuple(labels.shape)}: the mask and the image/prediction sizes "
+                         f"differ")
     k = logits.shape[-1]
     check_segmentation_labels(labels, k, ignore_label=ignore_label)
     valid = jnp.ones(labels.shape, bool) if ignore_label is None else labels != ignore_label
