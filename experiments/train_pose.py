@@ -24,11 +24,16 @@ from absl import app, flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Output folder (tables, figures).")
-config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
-                           "pose_shapes.py"),
-    "Path to an ml_collections config file (optionally ':variant').", lock_config=True)
+
+
+def _define_flags():
+    """Only when run as a script: importing this module defines no absl flags, so it cannot
+    clash with other experiments' ``--workdir``/``--config``."""
+    flags.DEFINE_string("workdir", None, "Output folder (tables, figures).")
+    config_flags.DEFINE_config_file(
+        "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
+                               "pose_shapes.py"),
+        "Path to an ml_collections config file (optionally ':variant').", lock_config=True)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -685,4 +690,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
