@@ -31,11 +31,16 @@ from ml_collections import config_flags
 _T0 = time.perf_counter()
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Output folder (checkpoints, metrics, curves).")
-config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
-                           "classifier_shapes.py"),
-    "Path to an ml_collections config file (optionally ':variant').", lock_config=True)
+
+
+def _define_flags():
+    """Command-line flags; defined only when run as a script so that tests can import this
+    module beside other experiments that define flags of the same names."""
+    flags.DEFINE_string("workdir", None, "Output folder (checkpoints, metrics, curves).")
+    config_flags.DEFINE_config_file(
+        "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
+                               "classifier_shapes.py"),
+        "Path to an ml_collections config file (optionally ':variant').", lock_config=True)
 
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
@@ -263,4 +268,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
