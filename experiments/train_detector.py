@@ -24,10 +24,14 @@ from absl import app, flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Output folder (tables, figures).")
-config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "detector_faster_rcnn.py"),
-    "Path to an ml_collections config file (optionally ':variant').", lock_config=True)
+
+
+def _define_flags():
+    """Only when run as a script: importing this module defines no absl flags."""
+    flags.DEFINE_string("workdir", None, "Output folder (tables, figures).")
+    config_flags.DEFINE_config_file(
+        "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "detector_faster_rcnn.py"),
+        "Path to an ml_collections config file (optionally ':variant').", lock_config=True)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -355,4 +359,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
