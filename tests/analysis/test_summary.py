@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vai_jax.analysis import count_params, human, summarize
-from vai_jax.backbones import create_model, list_models
+from vai_jax.backbones import create_model
 
 
 def _reference_param_count(variables):

@@ -4,20 +4,11 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import vai_jax
 from vai_jax.backbones.googlenet import INCEPTION_V1_TABLE, GoogLeNet
-
-
-def abstract_init(model, hw):
-    return jax.eval_shape(lambda: model.init_with_output(
-        jax.random.key(0), jnp.zeros((1, hw, hw, 3)), train=False))
-
-
-def n_params(tree):
-    return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
+from zoo_checks import tree_size as n_params, abstract_init, random_variables, import_torchvision  # noqa: E402
 
 
 # Table 1 (Szegedy et al. 2015): input channels and the "params" column in K.
@@ -59,16 +50,6 @@ def test_total_params_paper_faithful_and_torchvision_variant():
     assert n_params(abstract_init(tv_aux, 224)[1]["params"]) == 13_004_888
 
 
-def import_torchvision():
-    """torchvision, or skip (also when a mismatched torch/torchvision pair fails on import)."""
-    try:
-        return pytest.importorskip("torchvision")
-    except Exception as e:  # noqa: BLE001 - e.g. "operator torchvision::nms does not exist"
-        if isinstance(e, pytest.skip.Exception):
-            raise
-        pytest.skip(f"torchvision unusable: {e}")
-
-
 def test_torchvision_parity():
     torchvision = import_torchvision()
     for aux in (False, True):
@@ -87,21 +68,6 @@ def test_features_match_feature_info(naive):
             assert feats[f.name].shape == (1, math.ceil(hw / f.stride), math.ceil(hw / f.stride), f.channels)
     if naive:  # naive modules add their input width: 192 + 64 + 128 + 32 = 416 after 3a
         assert feats["inception_3a"].shape[-1] == 416
-
-
-def random_variables(model, x):
-    """Variables with the shapes of ``model.init`` filled from NumPy (no init compile): kernels
-    ~ N(0, 1/fan_in), BN scales and variances 1, other vectors 0."""
-    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-    rng = np.random.default_rng(0)
-
-    def fill(path, s):
-        if len(s.shape) >= 2:
-            return jnp.asarray(rng.normal(size=s.shape) / np.sqrt(np.prod(s.shape[:-1])), s.dtype)
-        one = any(k in str(path[-1]) for k in ("scale", "var"))
-        return jnp.ones(s.shape, s.dtype) if one else jnp.zeros(s.shape, s.dtype)
-
-    return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
 def test_forward_backward_with_aux():

@@ -8,6 +8,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones.inception_v4 import Block35, InceptionResNetV2, InceptionV4
+from zoo_checks import tree_size as n_params  # noqa: E402
 
 
 def abstract(model, hw, *, train=False, b=1):
@@ -16,10 +17,6 @@ def abstract(model, hw, *, train=False, b=1):
     out = jax.eval_shape(lambda v: model.apply(v, x, train=train, rngs={"dropout": jax.random.key(1)},
                                                mutable=["batch_stats"] if train else False), v)
     return v, out[0] if train else out
-
-
-def n_params(tree):
-    return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
 
 
 # torchvision 0.28 (inception_v3) and timm / Cadene's pretrainedmodels (the released TF-slim

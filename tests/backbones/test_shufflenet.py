@@ -8,34 +8,11 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones.shufflenet import ShuffleNetV1
+from zoo_checks import tree_size as n_params, abstract_init, random_variables  # noqa: E402
 
 # Table 1 (Zhang et al. 2018): stage 2-4 output channels and complexity (MFLOPs = mult-adds).
 TABLE1 = {1: ((144, 288, 576), 143), 2: ((200, 400, 800), 140), 3: ((240, 480, 960), 137),
           4: ((272, 544, 1088), 133), 8: ((384, 768, 1536), 137)}
-
-
-def abstract_init(model, hw, **kw):
-    return jax.eval_shape(lambda: model.init_with_output(
-        jax.random.key(0), jnp.zeros((1, hw, hw, 3)), train=False, **kw))
-
-
-def n_params(tree):
-    return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
-
-
-def random_variables(model, x):
-    """Variables with the shapes of ``model.init`` filled from NumPy (no init compile): kernels
-    ~ N(0, 1/fan_in), BN scales and variances 1, other vectors 0."""
-    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-    rng = np.random.default_rng(0)
-
-    def fill(path, s):
-        if len(s.shape) >= 2:
-            return jnp.asarray(rng.normal(size=s.shape) / np.sqrt(np.prod(s.shape[:-1])), s.dtype)
-        one = any(k in str(path[-1]) for k in ("scale", "var"))
-        return jnp.ones(s.shape, s.dtype) if one else jnp.zeros(s.shape, s.dtype)
-
-    return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
 def analytic_params(g, classes=1000):

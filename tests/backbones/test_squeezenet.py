@@ -7,30 +7,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones.squeezenet import FIRES
-
-
-def abstract_init(model, hw):
-    return jax.eval_shape(lambda: model.init_with_output(
-        jax.random.key(0), jnp.zeros((1, hw, hw, 3)), train=False))
-
-
-def n_params(tree):
-    return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
-
-
-def random_variables(model, x):
-    """Variables with the shapes of ``model.init`` filled from NumPy (no init compile): kernels
-    ~ N(0, 1/fan_in), BN scales and variances 1, other vectors 0."""
-    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-    rng = np.random.default_rng(0)
-
-    def fill(path, s):
-        if len(s.shape) >= 2:
-            return jnp.asarray(rng.normal(size=s.shape) / np.sqrt(np.prod(s.shape[:-1])), s.dtype)
-        one = any(k in str(path[-1]) for k in ("scale", "var"))
-        return jnp.ones(s.shape, s.dtype) if one else jnp.zeros(s.shape, s.dtype)
-
-    return jax.tree_util.tree_map_with_path(fill, abstract)
+from zoo_checks import tree_size as n_params, abstract_init, random_variables  # noqa: E402
 
 
 TORCHVISION = {"squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496}

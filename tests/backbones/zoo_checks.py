@@ -88,3 +88,29 @@ def forward_backward(model, x, num_classes, rounding="ceil", rngs=None, abstract
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
     assert sum(float(jnp.sum(jnp.abs(g))) for g in leaves) > 0
     return variables
+
+
+def abstract_init(model, hw, **kw):
+    """``model.init_with_output`` on a ``[1, hw, hw, 3]`` input, as shapes only (no memory)."""
+    return jax.eval_shape(lambda: model.init_with_output(
+        jax.random.key(0), jnp.zeros((1, hw, hw, 3)), train=False, **kw))
+
+
+def tree_size(tree):
+    """Number of scalars in a pytree of arrays or shape structs."""
+    return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
+
+
+def random_variables(model, x):
+    """Variables with the shapes of ``model.init`` filled from NumPy (no init compile): kernels
+    ~ N(0, 1/fan_in), BN scales and variances 1, other vectors 0."""
+    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+    rng = np.random.default_rng(0)
+
+    def fill(path, s):
+        if len(s.shape) >= 2:
+            return jnp.asarray(rng.normal(size=s.shape) / np.sqrt(np.prod(s.shape[:-1])), s.dtype)
+        one = any(k in str(path[-1]) for k in ("scale", "var"))
+        return jnp.ones(s.shape, s.dtype) if one else jnp.zeros(s.shape, s.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, abstract)

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import flax.linen as nn

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 import jax
 import numpy as np
