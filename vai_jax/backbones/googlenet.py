@@ -34,7 +34,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, pooled_classifier
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.inception import InceptionModule
 from vai_jax.nn.lrn import local_response_norm
@@ -180,13 +180,7 @@ class GoogLeNet(nn.Module):
                         features[aux_on[name]] = aux
             features[f"stage{g + 2}"] = x
 
-        logits = None
-        if self.num_classes:
-            x = jnp.mean(x, axis=(1, 2))
-            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-            logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                              name="fc")(x)
-        return logits, features
+        return pooled_classifier(self, x, train=train), features
 
 
 MODELS = {

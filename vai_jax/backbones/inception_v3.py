@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, pooled_classifier
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.spp import max_pool_2d
 
@@ -224,13 +224,7 @@ class InceptionV3(nn.Module):
         x = features["mixed_7b"] = InceptionE(name="mixed_7b", **kw)(x, **t)
         x = features["mixed_7c"] = InceptionE(name="mixed_7c", **kw)(x, **t)
         features["stage4"] = x
-        logits = None
-        if self.num_classes:
-            x = jnp.mean(x, axis=(1, 2))
-            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-            logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                              name="fc")(x)
-        return logits, features
+        return pooled_classifier(self, x, train=train), features
 
 
 MODELS = {"inception_v3": InceptionV3}

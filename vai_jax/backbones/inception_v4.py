@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, pooled_classifier
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.spp import max_pool_2d
 
@@ -166,15 +166,6 @@ def _check_input(x, what):
     return x
 
 
-def _classifier(module, x, train):
-    if not module.num_classes:
-        return None
-    x = jnp.mean(x, axis=(1, 2))
-    x = nn.Dropout(module.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(module.num_classes, dtype=module.dtype, param_dtype=module.param_dtype,
-                    name="fc")(x)
-
-
 class InceptionV4(_Block):
     """Inception v4 (Fig. 9); see the module docstring.
 
@@ -224,7 +215,7 @@ class InceptionV4(_Block):
         for i in range(nc):
             x = InceptionC(name=f"inception_c{i + 1}", **kw)(x, **t)
         features["stage4"] = x
-        return _classifier(self, x, train), features
+        return pooled_classifier(self, x, train=train), features
 
 
 # --------------------------------------------------------------------------- Inception-ResNet-v2
@@ -368,7 +359,7 @@ class InceptionResNetV2(_Block):
             last = i == n8 - 1
             x = Block8(scale=1.0 if last else s8, relu=not last, name=f"block8_{i + 1}", **kw)(x, **t)
         x = features["stage4"] = self.chain(x, [(1536, 1)], "conv2d_7b", train)
-        return _classifier(self, x, train), features
+        return pooled_classifier(self, x, train=train), features
 
 
 MODELS = {

@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, pooled_classifier
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.separable import DepthwiseSeparableConv
 
@@ -82,13 +82,7 @@ class MobileNetV1(nn.Module):
             x = DepthwiseSeparableConv(self._width(c), strides=s, name=f"block{i}", **kw)(x, train=train)
             if i in names:
                 features[names[i]] = x
-        logits = None
-        if self.num_classes:
-            x = jnp.mean(x, axis=(1, 2))
-            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-            logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                              name="fc")(x)
-        return logits, features
+        return pooled_classifier(self, x, train=train), features
 
 
 MODELS = {
