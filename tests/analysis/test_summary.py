@@ -144,7 +144,7 @@ def test_shared_module_counts_params_once_and_macs_per_call():
     assert s.params == _reference_param_count(variables) == count_params(variables) == 32
 
 
-def _check_invariants(model, shape):
+def _assert_invariants(model, shape):
     s = summarize(model, shape, train=False)
     variables = _init_shapes(model, shape, train=False)
     assert s.params == _reference_param_count(variables)
@@ -162,7 +162,7 @@ def _check_invariants(model, shape):
 
 @pytest.mark.parametrize("model", [_Tiny(), _Bottleneck5x5()], ids=["tiny", "bottleneck"])
 def test_invariants_ad_hoc(model):
-    _check_invariants(model, (1, 17, 15, 6) if isinstance(model, _Tiny) else (1, 28, 28, 192))
+    _assert_invariants(model, (1, 17, 15, 6) if isinstance(model, _Tiny) else (1, 28, 28, 192))
 
 
 class _WithAux(nn.Module):
@@ -224,7 +224,7 @@ def test_torchvision_params_and_macs(name):
 
 @pytest.mark.parametrize("name", ["resnet50", "googlenet", "densenet121", "mobilenet_v1"])
 def test_invariants_registered(name):
-    _check_invariants(create_model(name), (1, 64, 64, 3))
+    _assert_invariants(create_model(name), (1, 64, 64, 3))
 
 
 def test_mobilenet_v1_paper():

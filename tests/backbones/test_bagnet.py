@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import vai_jax
-from zoo_checks import forward_backward, n_params
+from zoo_checks import assert_forward_backward, n_params
 
 
 def bagnet_count(num_3x3, classes=1000):
@@ -81,7 +81,7 @@ def test_tiny_forward_backward_and_logits_are_mean_evidence():
     model = vai_jax.create_model("bagnet17", num_classes=5, **TINY)
     assert model.receptive_field == 17
     x = jax.random.normal(jax.random.key(0), (2, 40, 44, 3))
-    variables = forward_backward(model, x, 5, rounding=6)
+    variables = assert_forward_backward(model, x, 5, rounding=6)
     logits, feats = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
     np.testing.assert_allclose(logits, feats["evidence"].mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
     headless = vai_jax.create_model("bagnet17", num_classes=0, **TINY)

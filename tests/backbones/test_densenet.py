@@ -5,7 +5,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones import densenet
-from zoo_checks import forward_backward, n_params, torchvision_count
+from zoo_checks import assert_forward_backward, n_params, torchvision_count
 
 TORCHVISION = {"densenet121": 7_978_856, "densenet161": 28_681_000,
                "densenet169": 14_149_480, "densenet201": 20_013_928}
@@ -43,7 +43,7 @@ def test_tiny_forward_backward_and_channels():
                                  block_config=(2, 1, 1, 1), num_init_features=8, bn_size=2,
                                  drop_rate=0.1)
     x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
-    forward_backward(model, x, 3, rounding=0, rngs={"dropout": jax.random.key(1)})
+    assert_forward_backward(model, x, 3, rounding=0, rngs={"dropout": jax.random.key(1)})
     # stage channels: in + L*k, then halved by each transition
     assert [f.channels for f in model.feature_info] == [8, 16, 12, 10, 9]
 

@@ -6,7 +6,7 @@ import numpy as np
 
 import vai_jax
 from vai_jax.backbones.highway import HighwayMLP
-from zoo_checks import forward_backward, n_params
+from zoo_checks import assert_forward_backward, n_params
 
 
 def highway_conv_count(widths, layers, classes, k=3):
@@ -30,7 +30,7 @@ def test_param_counts():
 
 def test_conv_highway_forward_backward():
     model = vai_jax.create_model("highway_conv", num_classes=4, widths=(4, 8), layers_per_stage=(2, 1))
-    variables = forward_backward(model, jax.random.normal(jax.random.key(0), (2, 12, 10, 3)), 4)
+    variables = assert_forward_backward(model, jax.random.normal(jax.random.key(0), (2, 12, 10, 3)), 4)
     gate_bias = variables["params"]["stage1"]["layer1"]["gate"]["bias"]
     np.testing.assert_array_equal(gate_bias, -2.0)
 

@@ -8,7 +8,7 @@ import pytest
 import vai_jax
 from vai_jax.backbones import resnet
 from vai_jax.nn.residual import UNIT_ORDERS
-from zoo_checks import check_features, forward_backward, import_torchvision, n_params
+from zoo_checks import check_features, assert_forward_backward, import_torchvision, n_params
 
 
 # torchvision 0.28 parameter counts (num_classes=1000); se_resnet50 as in the SENet paper's
@@ -96,14 +96,14 @@ def test_torchvision_parity():
 def test_resnet32_cifar_forward_backward():
     model = vai_jax.create_model("resnet32_cifar", num_classes=6)
     x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
-    variables = forward_backward(model, x, 6, abstract=True)  # the full net: shapes only
+    variables = assert_forward_backward(model, x, 6, abstract=True)  # the full net: shapes only
     paths = {"/".join(k.key for k in path) for path, _ in
              jax.tree_util.tree_flatten_with_path(variables["params"])[0]}
     assert "stage3/block5/conv2/kernel" in paths and "stem/conv/kernel" in paths
     assert [(f.channels, f.stride) for f in model.feature_info] == [
         (16, 1), (16, 1), (32, 2), (64, 4)]
     # concrete values on the same layout with one unit per stage (same code path, less compile)
-    forward_backward(vai_jax.create_model("resnet32_cifar", num_classes=6, stage_sizes=(1, 1, 1)),
+    assert_forward_backward(vai_jax.create_model("resnet32_cifar", num_classes=6, stage_sizes=(1, 1, 1)),
                      x, 6)
 
 
@@ -111,11 +111,11 @@ def test_imagenet_layouts():
     # ResNet-18 abstractly; one tiny bottleneck net with every bottleneck option (grouped 3x3 as
     # ResNeXt, SE) concretely
     x = jax.random.normal(jax.random.key(2), (1, 35, 33, 3))
-    forward_backward(vai_jax.create_model("resnet18", num_classes=3), x, 3, abstract=True)
+    assert_forward_backward(vai_jax.create_model("resnet18", num_classes=3), x, 3, abstract=True)
     model = vai_jax.create_model("resnext50_32x4d", num_classes=3, stage_sizes=(1, 1, 1, 1),
                                  widths=(8, 8, 8, 8), stem_width=4, groups=4, base_width=8,
                                  se_reduction=4)
-    forward_backward(model, x, 3)
+    assert_forward_backward(model, x, 3)
 
 
 @pytest.mark.parametrize("order,shortcut", [(o, "padding") for o in UNIT_ORDERS] + [

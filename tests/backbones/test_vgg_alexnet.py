@@ -9,7 +9,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones import alexnet, vgg
-from zoo_checks import forward_backward, n_params, torchvision_count
+from zoo_checks import assert_forward_backward, n_params, torchvision_count
 
 TORCHVISION = {
     "vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "vgg19": 143_667_240,
@@ -44,7 +44,7 @@ def test_torchvision_parity():
 def test_vgg11_lrn_shapes_and_lrn_reference():
     model = vai_jax.create_model("vgg11_lrn", num_classes=3, **TINY)
     x = jax.random.normal(jax.random.key(0), (2, 36, 40, 3))
-    forward_backward(model, x, 3, rounding="floor", rngs={"dropout": jax.random.key(1)},
+    assert_forward_backward(model, x, 3, rounding="floor", rngs={"dropout": jax.random.key(1)},
                      abstract=True)
     variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
     (_, feats), inter = jax.jit(functools.partial(
@@ -62,13 +62,13 @@ def test_vgg11_lrn_shapes_and_lrn_reference():
 
 def test_vgg16_c_bn_forward_backward():
     model = vai_jax.create_model("vgg16_c_bn", num_classes=2, **TINY)
-    forward_backward(model, jax.random.normal(jax.random.key(0), (1, 32, 32, 3)), 2,
+    assert_forward_backward(model, jax.random.normal(jax.random.key(0), (1, 32, 32, 3)), 2,
                      rounding="floor", rngs={"dropout": jax.random.key(1)})
 
 
 def test_alexnet_forward_backward():
     model = vai_jax.create_model("alexnet", num_classes=4, widths=(4, 6, 8, 8, 8), hidden=8)
-    forward_backward(model, jax.random.normal(jax.random.key(0), (1, 67, 64, 3)), 4,
+    assert_forward_backward(model, jax.random.normal(jax.random.key(0), (1, 67, 64, 3)), 4,
                      rounding=2, rngs={"dropout": jax.random.key(1)})
 
 

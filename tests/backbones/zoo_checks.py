@@ -55,7 +55,7 @@ def check_features(model, out, x, rounding="ceil"):
     return logits
 
 
-def forward_backward(model, x, num_classes, rounding="ceil", rngs=None, abstract=False):
+def assert_forward_backward(model, x, num_classes, rounding="ceil", rngs=None, abstract=False):
     """init, a train-mode forward (with BN-stat updates), its gradient and an eval forward, all
     in one jitted function (one compilation keeps the tests fast). Returns the variables.
     ``abstract=True`` runs it under jax.eval_shape (shapes only, nothing compiled)."""

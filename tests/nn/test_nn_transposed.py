@@ -73,10 +73,10 @@ def test_bilinear_kernel_matches_caffe_formula():
 @pytest.mark.parametrize("s", [2, 3, 4, 8])
 def test_bilinear_equals_jax_image_resize(s):
     for h, w in [(1, 2), (3, 5)]:
-        _check_bilinear(s, h, w)
+        _assert_bilinear_matches_resize(s, h, w)
 
 
-def _check_bilinear(s, h, w):
+def _assert_bilinear_matches_resize(s, h, w):
     x = jax.random.normal(jax.random.PRNGKey(s + 10 * h + 100 * w), (2, h, w, 3))
     ref = np.asarray(jax.image.resize(x, (2, s * h, s * w, 3), "bilinear"), np.float64)
     # Edge replication: everywhere.
