@@ -49,6 +49,7 @@ import numpy as np  # noqa: E402
 
 import vai_jax  # noqa: E402
 from vai_jax.data.pipeline import make_loader  # noqa: E402
+from vai_jax.data.sources import ArraySource  # noqa: E402
 from vai_jax.data.shapes import NUM_CLASSES as SHAPES_NUM_CLASSES  # noqa: E402
 from vai_jax.data.shapes import ShapesDataset  # noqa: E402
 from vai_jax.eval.classification import topk_counts  # noqa: E402
@@ -92,19 +93,6 @@ def build_model(name: str, num_classes: int, dtype):
     if name == "tiny_cnn":
         return TinyCNN(num_classes=num_classes, dtype=dtype)
     return vai_jax.create_model(name, num_classes=num_classes, dtype=dtype)
-
-
-class ArraySource:
-    """A random-access source over in-memory arrays (``len``/``[i]`` -> record)."""
-
-    def __init__(self, arrays: dict):
-        self.arrays = arrays
-
-    def __len__(self):
-        return len(self.arrays["label"])
-
-    def __getitem__(self, i):
-        return {k: v[i] for k, v in self.arrays.items()}
 
 
 def materialise_shapes(split: str, num_examples: int, image_size: int, seed: int,

@@ -56,6 +56,7 @@ from tqdm import tqdm  # noqa: E402
 from vai_jax.analysis import summarize  # noqa: E402
 from vai_jax.backbones.atrous import AtrousResNet  # noqa: E402
 from vai_jax.data.pipeline import make_loader  # noqa: E402
+from vai_jax.data.sources import ArraySource  # noqa: E402
 from vai_jax.data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES  # noqa: E402
 from vai_jax.data.shapes import ShapesDataset  # noqa: E402
 from vai_jax.eval.segmentation import ConfusionMatrix, confusion_matrix  # noqa: E402
@@ -111,17 +112,6 @@ def build_model(name: str, cfg, num_classes: int) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------- data
-class ArraySource:
-    """In-memory random-access source: ``len``, ``[i]`` -> ``{"image", "semantic"}``."""
-
-    def __init__(self, arrays: dict):
-        self.arrays = arrays
-
-    def __len__(self):
-        return len(self.arrays["image"])
-
-    def __getitem__(self, i):
-        return {k: v[i] for k, v in self.arrays.items()}
 
 
 def materialise_shapes(split: str, n: int, image_size: int, seed: int, chunk: int = 500):

@@ -215,3 +215,17 @@ def test_cifar10_mock_two_hosts_disjoint_and_covering():
     assert len(seen[0]) == len(seen[1]) == 6
     assert not seen[0] & seen[1]
     assert seen[0] | seen[1] == set(keys)
+
+
+def test_array_source_records_and_length_checks():
+    from vai_jax.data.sources import ArraySource
+
+    images = np.arange(3 * 2 * 2 * 3, dtype=np.uint8).reshape(3, 2, 2, 3)
+    src = ArraySource({"image": images, "label": np.array([4, 5, 6], np.int32)})
+    assert len(src) == 3
+    np.testing.assert_array_equal(src[1]["image"], images[1])
+    assert src[2]["label"] == 6
+    with pytest.raises(ValueError, match="share their first-axis length"):
+        ArraySource({"image": images, "label": np.zeros(2, np.int32)})
+    with pytest.raises(ValueError, match="at least one array"):
+        ArraySource({})

@@ -226,3 +226,28 @@ def load_source(
             f"TensorFlow) or pass download=True. tfds said: {e}"
         ) from e
     return NormalisedSource(source, normaliser, name=name, split=split)
+
+
+class ArraySource:
+    """A random-access source over in-memory arrays: ``len(src)`` is their common first-axis
+    length and ``src[i]`` the record ``{key: array[i]}`` — e.g. a materialised split of the
+    shapes data, fed to :func:`vai_jax.data.pipeline.make_loader`.
+
+    Args:
+      arrays: a non-empty dict of arrays that all have the same first-axis length.
+    """
+
+    def __init__(self, arrays: Mapping[str, Any]):
+        if not arrays:
+            raise ValueError("arrays must hold at least one array; got an empty dict")
+        lengths = {k: len(v) for k, v in arrays.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"arrays must share their first-axis length; got {lengths}")
+        self.arrays = dict(arrays)
+        self._length = next(iter(lengths.values()))
+
+    def __len__(self):
+        return self._length
+
+    def __getitem__(self, i):
+        return {k: v[i] for k, v in self.arrays.items()}
