@@ -183,3 +183,65 @@ def test_espnet_shapes_and_hff_is_parameter_free():
                   (2, 33, 17, 3)) == (2, 33, 17, K)
     with pytest.raises(ValueError, match="too small.*>= 8"):
         _shape(ESPNet(K, widths=(5, 10, 20), alpha=1, beta=1), (1, 7, 17, 3))
+
+
+def _decoder_io(net, v, x, layer):
+    """(input, output) of the decoder's transposed conv ``layer`` in one forward pass."""
+    captured = {}
+
+    def grab(f, args, kwargs, ctx):
+        out = f(*args, **kwargs)
+        if ctx.module.name == layer and ctx.method_name == "__call__":
+            captured["in"], captured["out"] = args[0], out
+        return out
+
+    y = nn.intercept_methods(grab)
+    with y:
+        _apply(net, v, x)
+    return np.asarray(captured["in"], np.float64), np.asarray(captured["out"], np.float64)
+
+
+def test_espnet_decoder_kernel4_starts_as_bilinear_and_is_learnable():
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 24, 20, 3))
+    net = ESPNet(K, widths=(5, 10, 20), alpha=1, beta=1, decoder_kernel=4)
+    v = _init(net, x)
+    assert _apply(net, v, x).shape == (1, 24, 20, K)
+    # Same parameter names as the kernel-2 decoder, kernels [4, 4, K, K] instead of [2, 2, K, K].
+    ref_shapes = jax.tree.map(jnp.shape, jax.eval_shape(
+        lambda: _init(net.clone(decoder_kernel=2), x)))
+    shapes = jax.tree.map(jnp.shape, v)
+    for layer in ("up_l3", "up_l2", "classifier_up"):
+        assert ref_shapes["params"][layer]["kernel"] == (2, 2, K, K)
+        assert shapes["params"][layer]["kernel"] == (4, 4, K, K)
+        shapes["params"][layer]["kernel"] = ref_shapes["params"][layer]["kernel"]
+    assert shapes == ref_shapes
+    # At init the last transposed conv is bilinear x2 (jax.image.resize) on the interior.
+    inp, out = _decoder_io(net, v, x, "classifier_up")
+    assert out.shape == (1, 24, 20, K) and inp.shape == (1, 12, 10, K)
+    ref = np.asarray(jax.image.resize(jnp.asarray(inp), out.shape, "bilinear"))
+    np.testing.assert_allclose(out[:, 1:-1, 1:-1], ref[:, 1:-1, 1:-1], rtol=1e-5, atol=1e-5)
+    # ...and learnable: the loss has a gradient on every tap of all three kernels.
+
+    def loss(p):
+        return jnp.sum(net.apply(dict(v, params=p), x, train=False)[..., 0] ** 2)
+
+    g = jax.jit(jax.grad(loss))(v["params"])
+    for layer in ("up_l3", "up_l2", "classifier_up"):
+        assert np.all(np.abs(np.asarray(g[layer]["kernel"])).sum((2, 3)) > 0)
+    with pytest.raises(ValueError, match="decoder_kernel must be 2 or 4"):
+        _shape(net.clone(decoder_kernel=3), (1, 24, 20, 3))
+
+
+def test_espnet_decoder_kernel2_output_depends_on_pixel_parity():
+    # Kernel 2 / stride 2: output pixel (2i + a, 2j + b) = input cell (i, j) through tap (a, b)
+    # only (float64 NumPy reference), hence the 2x2-periodic pattern of an untrained decoder.
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 16, 16, 3))
+    net = ESPNet(K, widths=(5, 10, 20), alpha=1, beta=1, decoder_kernel=2)
+    v = _init(net, x)
+    inp, out = _decoder_io(net, v, x, "classifier_up")
+    w = np.asarray(v["params"]["classifier_up"]["kernel"], np.float64)  # [2, 2, K, K]
+    ref = np.einsum("nijc,abcd->niajbd", inp, w).reshape(out.shape)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+    # A constant input map gives 4 different output values (one per parity), not a constant.
+    const = np.einsum("c,abcd->abd", np.ones(K), w)
+    assert np.ptp(const, axis=(0, 1)).max() > 1e-3

@@ -285,11 +285,26 @@ class ESPNet(nn.Module):
     convs with skip merges at strides 4 and 2 (an ESP block fuses stride 4) and a final ×2
     transposed conv.
 
+    ``decoder_kernel`` picks those ×2 transposed convs (``K → K`` channels, no bias):
+
+    * ``2`` — the reference code's ``ConvTranspose2d(K, K, 2, stride=2, padding=0)``, randomly
+      initialised. Each output pixel reads exactly one input cell through one of the 4 kernel
+      taps chosen by its parity ``(i mod 2, j mod 2)``, so until training makes the 4 taps
+      agree the output carries a 2×2-periodic (checkerboard) pattern.
+    * ``4`` — kernel 4, stride 2, padding 1 (``out = 2·in``), initialised to exact bilinear ×2
+      up-sampling on the channel diagonal (:func:`~vai_jax.nn.transposed.bilinear_upsampler`;
+      equals ``jax.image.resize(..., "bilinear")`` away from a 1-pixel border, which reads
+      zero padding) and learnable. Every output pixel blends 2×2 cells, so the decoder adds no
+      periodic pattern of its own, and a gridding artefact seen in the output comes from the
+      encoder.
+
     ``hff=False`` builds every ESP block without hierarchical feature fusion (a naive
     concatenation of dilated branches, prone to gridding artefacts).
 
     Attributes: num_classes, widths ``(w1, w2, w3)`` (16, 64, 128 in the paper), alpha, beta
-    (2, 8 in ESPNet), branches (K = 5), hff, decoder.
+    (2, 8 in ESPNet), branches (K = 5), hff, decoder, decoder_kernel (2 or 4).
+    Param names of the decoder's transposed convs: ``up_l3``, ``up_l2``, ``classifier_up``
+    (``kernel`` ``[k, k, K, K]``).
     ``__call__(x [B, H, W, 3], *, train)`` → ``[B, H, W, K]``; needs ``H, W >= 8``.
     """
 
@@ -300,6 +315,7 @@ class ESPNet(nn.Module):
     branches: int = 5
     hff: bool = True
     decoder: bool = True
+    decoder_kernel: int = 2
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
@@ -308,6 +324,8 @@ class ESPNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        if self.decoder_kernel not in (2, 4):
+            raise ValueError(f"decoder_kernel must be 2 or 4; got {self.decoder_kernel}")
         x = check_input_size(x, self.min_size).astype(self.dtype)
         size = x.shape[1:3]
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype,
@@ -342,9 +360,13 @@ class ESPNet(nn.Module):
             up = resize_bilinear(score3.astype(jnp.float32),
                                  (8 * score3.shape[1], 8 * score3.shape[2]))
             return align_to(up, size)
-        deconv = lambda name: TransposedConv(k, kernel_size=2, strides=2, padding=0,
-                                             use_bias=False, name=name, dtype=self.dtype,
-                                             param_dtype=self.param_dtype)
+        if self.decoder_kernel == 2:
+            deconv = lambda name: TransposedConv(k, kernel_size=2, strides=2, padding=0,
+                                                 use_bias=False, name=name, dtype=self.dtype,
+                                                 param_dtype=self.param_dtype)
+        else:
+            deconv = lambda name: bilinear_upsampler(k, 2, name=name, dtype=self.dtype,
+                                                     param_dtype=self.param_dtype)
         up3 = br("up_l3_br")(align_to(deconv("up_l3")(score3), cat2.shape[1:3]), train=train)
         l2 = br("proj_l2_br")(conv1x1(k, "proj_l2")(cat2), train=train)
         comb = ESPBlock(k, branches=min(self.branches, k), hff=self.hff, residual=False,
