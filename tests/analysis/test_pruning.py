@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import traverse_util
 from analysis_testing import random_variables
 
 from vai_jax.analysis import count_params, summarize
@@ -97,3 +98,98 @@ def test_keep_indices_and_bad_ratios():
         prune_plain_cnn(model, v, 0.5, method="mean_activation")
     with pytest.raises(ValueError, match="method must be one of"):
         prune_plain_cnn(model, v, 0.5, method="random")
+
+
+# ----------------------------------------------------------------------------- ResNet units
+def _resnet(block, order):
+    from vai_jax.backbones.resnet import ResNet
+    from vai_jax.nn.residual import BasicUnit, BottleneckUnit
+    cls = BasicUnit if block == "basic" else BottleneckUnit
+    model = ResNet(stage_sizes=(2, 1), block_cls=cls, num_classes=3, widths=(8, 12),
+                   stem_width=8, stem_kernel=3, stem_stride=1, stem_pool=False,
+                   unit_order=order)
+    v = random_variables(model, (1, 8, 8, 3), bias_std=0.5)
+    rng = np.random.default_rng(2)
+    v["batch_stats"] = jax.tree.map(lambda a: jnp.asarray(rng.uniform(0.5, 1.5, a.shape),
+                                                          a.dtype), v["batch_stats"])
+    return model, v
+
+
+@pytest.mark.parametrize("block,order", [("basic", "original"), ("bottleneck", "original"),
+                                         ("basic", "full_preact")])
+def test_resnet_inner_pruning_shrinks_and_is_exact(block, order):
+    from vai_jax.analysis.pruning import prune_resnet, resnet_inner_widths, resnet_specs
+    model, v = _resnet(block, order)
+    specs = resnet_specs(model)
+    n_inner = 1 if block == "basic" else 2
+    assert len(specs) == 3 * n_inner  # 2 + 1 units
+    before = resnet_inner_widths(model)
+    small, sv, kept = prune_resnet(model, v, 0.5, method="l2")
+    after = resnet_inner_widths(small)
+    for s_before, s_after in zip(before, after):
+        for u_before, u_after in zip(s_before, s_after):
+            assert u_after == tuple(c - c // 2 for c in u_before)
+    # The small model's own init has exactly the pruned variables' shapes, and fewer params.
+    ref = jax.eval_shape(lambda: small.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)),
+                                            train=False))
+    assert jax.tree.map(lambda a: a.shape, ref) == jax.tree.map(jnp.shape, sv)
+    flat = {"/".join(k): a for k, a in traverse_util.flatten_dict(v["params"]).items()}
+    if block == "basic":
+        # Each removed channel of a basic unit's conv1 (C_in -> c) takes its 3x3xC_in filter,
+        # one BN (scale, bias) pair and its 3x3xC_out slice of conv2: units (C_in, c, C_out) =
+        # (8, 8, 8), (8, 8, 8), (8, 12, 12), half of c removed.
+        removed = sum((c // 2) * (9 * cin + 2 + 9 * cout)
+                      for cin, c, cout in ((8, 8, 8), (8, 8, 8), (8, 12, 12)))
+        assert count_params(v) - count_params(sv) == removed
+    else:
+        assert count_params(sv) < count_params(v)
+    # Outputs equal the unpruned network with the removed channels' BN silenced.
+    silenced = v
+    for name, keep in kept.items():
+        c = flat[name + "/kernel"].shape[-1]
+        silenced = zero_channels(silenced, specs[name], np.setdiff1d(np.arange(c), keep))
+    x = jax.random.normal(jax.random.PRNGKey(5), (2, 8, 8, 3))
+    big = jax.jit(lambda v, x: model.apply(v, x, train=False))(silenced, x)
+    sm = jax.jit(lambda v, x: small.apply(v, x, train=False))(sv, x)
+    np.testing.assert_allclose(sm[0], big[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(sm[1]["stage2"], big[1]["stage2"], rtol=1e-4, atol=1e-5)
+    # ... and not the unpruned network itself (the removed channels mattered).
+    full = jax.jit(lambda v, x: model.apply(v, x, train=False))(v, x)
+    assert np.abs(np.asarray(full[0]) - np.asarray(sm[0])).max() > 1e-5
+
+
+def test_resnet_activation_scores_are_post_relu():
+    from vai_jax.analysis.layers import layer_outputs
+    from vai_jax.analysis.pruning import prune_resnet, resnet_specs, spec_activation_scores
+    model, v = _resnet("basic", "original")
+    specs = resnet_specs(model)
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(6), (6, 8, 8, 3)))
+    stats = spec_activation_scores(model, v, x, specs, batch_size=4, train=False)
+    bn = np.asarray(layer_outputs(model, v, x, ["stage1/block2/bn1"], train=False)[
+        "stage1/block2/bn1"], np.float64)
+    relu = np.maximum(bn, 0)
+    np.testing.assert_allclose(stats["stage1/block2/bn1"]["mean_activation"],
+                               relu.mean((0, 1, 2)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(stats["stage1/block2/bn1"]["nonzero"], (bn > 0).mean((0, 1, 2)))
+    small, _, kept = prune_resnet(model, v, {"stage1/block2/conv1": 0.25}, method="nonzero",
+                                  activation_stats=stats)
+    assert small.inner_widths[0][1] == (6,) and small.inner_widths[0][0] == (8,)
+    assert kept["stage1/block2/conv1"].tolist() == sorted(
+        np.argsort(-(bn > 0).mean((0, 1, 2)), kind="stable")[:6].tolist())
+    with pytest.raises(ValueError, match=r"no layer named 'stage1/block9/conv1'"):
+        prune_resnet(model, v, {"stage1/block9/conv1": 0.5})
+
+
+def test_inner_widths_validation():
+    from vai_jax.backbones.resnet import ResNet
+    from vai_jax.nn.residual import BasicUnit
+    model = ResNet(stage_sizes=(1,), block_cls=BasicUnit, num_classes=2, widths=(4,),
+                   stem_width=4, stem_kernel=3, stem_stride=1, stem_pool=False,
+                   inner_widths=(((3, 3),),))
+    with pytest.raises(ValueError, match="inner_widths must be 1 positive int"):
+        jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)),
+                                          train=False))
+    bad = model.clone(inner_widths=((3,), (3,)))
+    with pytest.raises(ValueError, match="one entry per unit of each stage"):
+        jax.eval_shape(lambda: bad.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)),
+                                        train=False))

@@ -12,7 +12,8 @@ from vai_jax.analysis.layers import LOGITS, layer_outputs, layer_shapes  # noqa:
 from vai_jax.analysis.patches import TopPatches, top_patches  # noqa: E402
 from vai_jax.analysis.plain_cnn import PlainCNN  # noqa: E402
 from vai_jax.analysis.probing import ProbeResult, probe_layers, probe_table, train_linear_probe  # noqa: E402
-from vai_jax.analysis.pruning import activation_scores, prune_plain_cnn  # noqa: E402
+from vai_jax.analysis.pruning import (activation_scores, prune_plain_cnn, prune_resnet,  # noqa: E402
+                                      prune_specs)
 from vai_jax.analysis.quantization import kmeans_1d, model_size_bytes, quantise_params  # noqa: E402
 from vai_jax.analysis.receptive_field import (ReceptiveField, gradient_support,  # noqa: E402
                                               layer_receptive_field, receptive_field)
@@ -22,7 +23,8 @@ __all__ += [
     "AscentConfig", "maximise_activation", "class_maps", "evidence_maps", "conv_kernels",
     "filter_images", "first_layer_kernel", "LOGITS", "layer_outputs", "layer_shapes",
     "TopPatches", "top_patches", "PlainCNN", "ProbeResult", "probe_layers", "probe_table",
-    "train_linear_probe", "activation_scores", "prune_plain_cnn", "kmeans_1d", "model_size_bytes",
+    "train_linear_probe", "activation_scores", "prune_plain_cnn",
+    "prune_resnet", "prune_specs", "kmeans_1d", "model_size_bytes",
     "quantise_params", "ReceptiveField", "gradient_support", "layer_receptive_field",
     "receptive_field", "freeze", "restore_by_name", "trainable_labels",
 ]

@@ -8,10 +8,14 @@ Filters for Efficient ConvNets"; Hu et al. 2016, APoZ).
    axis (a convolution's axis 2, a dense layer's axis 0).
 3. Rebuild the model with the smaller widths and fine-tune.
 
-A :class:`PruneSpec` names the parameters of one prunable channel set; :func:`plain_cnn_specs`
-gives them for :class:`vai_jax.analysis.plain_cnn.PlainCNN`, and :func:`prune_plain_cnn` does
-the whole thing for it. Removing channels is exactly equivalent to zeroing their BatchNorm
-scale and bias (their ReLU output is then 0 everywhere), which the tests check.
+A :class:`PruneSpec` names the parameters of one prunable channel set. :func:`plain_cnn_specs`
+/ :func:`prune_plain_cnn` do it for :class:`vai_jax.analysis.plain_cnn.PlainCNN` (every
+convolution); :func:`resnet_specs` / :func:`prune_resnet` for
+:class:`vai_jax.backbones.resnet.ResNet` (the classifier experiment's network): the inner
+convolutions of every residual unit (``conv1`` of a basic unit, ``conv1`` and ``conv2`` of a
+bottleneck), whose channels no shortcut reads; the pruned widths go into the model's
+``inner_widths`` field. Removing channels is exactly equivalent to zeroing their BatchNorm scale
+and bias (their ReLU output is then 0 everywhere), which the tests check.
 """
 from __future__ import annotations
 
@@ -40,12 +44,15 @@ class PruneSpec:
       norm: path of its BatchNorm (``scale``, ``bias`` params; ``mean``, ``var`` stats) or None.
       consumers: ``(path, axis)`` of each parameter reading these channels: ``("conv3/conv",
         2)`` for a convolution kernel, ``("fc", 0)`` for a dense kernel after global pooling.
+      rectify: the activation to score is ``relu(output of layer)`` (``layer`` is then the
+        BatchNorm, as in a residual branch where the ReLU is not a module).
     """
 
     layer: str
     conv: str
     norm: str | None
     consumers: tuple[tuple[str, int], ...]
+    rectify: bool = False
 
 
 def plain_cnn_specs(model) -> dict[str, PruneSpec]:
@@ -59,6 +66,25 @@ def plain_cnn_specs(model) -> dict[str, PruneSpec]:
         else:
             consumers = (("fc", 0),) if model.num_classes else ()
         specs[f"conv{i}"] = PruneSpec(f"conv{i}", f"conv{i}/conv", f"conv{i}/bn", consumers)
+    return specs
+
+
+def resnet_specs(model) -> dict[str, PruneSpec]:
+    """``{"stage1/block1/conv1": PruneSpec, …}`` for the inner convolutions of every unit of a
+    :class:`~vai_jax.backbones.resnet.ResNet` (for ``"full_preact"`` the BatchNorm acting on a
+    convolution's channels is the next one, ``bn{k+1}``). Grouped bottlenecks (ResNeXt) have
+    none: their channels are tied to the groups."""
+    n_inner = model.block_cls.num_inner
+    if model.block_cls.expansion != 1 and model.groups != 1:
+        return {}
+    specs = {}
+    for i, n in enumerate(model.stage_sizes):
+        for j in range(n):
+            unit = f"stage{i + 1}/block{j + 1}"
+            for k in range(1, n_inner + 1):
+                norm = f"{unit}/bn{k + 1 if model.unit_order == 'full_preact' else k}"
+                specs[f"{unit}/conv{k}"] = PruneSpec(norm, f"{unit}/conv{k}", norm,
+                                                     ((f"{unit}/conv{k + 1}", 2),), rectify=True)
     return specs
 
 
@@ -85,11 +111,13 @@ def weight_scores(params, spec: PruneSpec, method: str) -> np.ndarray:
 
 
 def activation_scores(model, variables, inputs, layers: Sequence[str], *, batch_size: int = 256,
-                      progress: bool = False, **call_kwargs) -> dict[str, dict[str, np.ndarray]]:
+                      progress: bool = False, rectify: Sequence[str] = (),
+                      **call_kwargs) -> dict[str, dict[str, np.ndarray]]:
     """Per-channel activation statistics on a validation set.
 
     Args:
       inputs: float ``[N, H, W, C]``. layers: names with ``[B, h, w, C_l]`` outputs.
+      rectify: layers whose output goes through a ReLU first (:attr:`PruneSpec.rectify`).
 
     Returns:
       ``{layer: {"mean_activation": [C_l], "nonzero": [C_l]}}``: the mean of the output and the
@@ -108,6 +136,8 @@ def activation_scores(model, variables, inputs, layers: Sequence[str], *, batch_
         res = {}
         for name in layers:
             a = outs[name].astype(jnp.float32)
+            if name in rectify:
+                a = jnp.maximum(a, 0)
             w = weight[:, None, None, None]
             res[name] = (jnp.sum(a * w, axis=(0, 1, 2)), jnp.sum((a > 0) * w, axis=(0, 1, 2)))
         return res
@@ -130,6 +160,15 @@ def activation_scores(model, variables, inputs, layers: Sequence[str], *, batch_
         count = float(n * h * w)
         result[name] = {"mean_activation": sums[name][0] / count, "nonzero": sums[name][1] / count}
     return result
+
+
+def spec_activation_scores(model, variables, inputs, specs: Mapping[str, PruneSpec],
+                           **kwargs) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`activation_scores` of every spec's scored activation, keyed by ``spec.layer``
+    (what :func:`prune_plain_cnn` / :func:`prune_resnet` look up)."""
+    layers = list(dict.fromkeys(s.layer for s in specs.values()))
+    rectify = [s.layer for s in specs.values() if s.rectify]
+    return activation_scores(model, variables, inputs, layers, rectify=rectify, **kwargs)
 
 
 def check_ratio(ratio, name: str = "ratio") -> float:
@@ -185,53 +224,105 @@ def prune_channels(variables: dict, spec: PruneSpec, keep) -> dict:
     return out
 
 
-def prune_plain_cnn(model, variables: dict, ratios: Mapping[str, float] | float, *,
-                    method: str = "l1", activation_stats: Mapping | None = None):
-    """Remove the lowest-scoring channels of every (or the named) layer of a ``PlainCNN``.
+def prune_specs(variables: dict, specs: Mapping[str, PruneSpec],
+                ratios: Mapping[str, float] | float, *, method: str = "l1",
+                activation_stats: Mapping | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Remove the lowest-scoring channels of every (or the named) prunable channel set.
 
     Args:
-      model: a :class:`~vai_jax.analysis.plain_cnn.PlainCNN`.
-      variables: its variables.
-      ratios: a fraction in ``[0, 1)`` for every layer, or ``{layer: fraction}`` (others 0).
+      variables: the network's variables.
+      specs: ``{name: PruneSpec}`` (:func:`plain_cnn_specs`, :func:`resnet_specs`).
+      ratios: a fraction in ``[0, 1)`` for every spec, or ``{name: fraction}`` (others 0).
       method: one of :data:`METHODS`; the activation methods need ``activation_stats`` from
-        :func:`activation_scores` (computed with the unpruned network).
+        :func:`spec_activation_scores` (computed with the unpruned network).
 
     Returns:
-      ``(pruned model, pruned variables, {layer: kept indices})``.
+      ``(pruned variables, {name: kept channel indices})`` for the specs that were pruned.
 
     Raises:
-      ValueError: a ratio outside ``[0, 1)``, an unknown layer (lists the valid ones), an
+      ValueError: a ratio outside ``[0, 1)``, an unknown name (lists the valid ones), an
         unknown method, or missing activation statistics.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
-    specs = plain_cnn_specs(model)
     if isinstance(ratios, Mapping):
         check_layers(list(ratios), list(specs), "ratios")
         ratios = {name: check_ratio(r, f"ratios[{name!r}]") for name, r in ratios.items()}
     else:
         r = check_ratio(ratios, "ratios")
         ratios = {name: r for name in specs}
+    ratios = {name: r for name, r in ratios.items() if r > 0.0}
     if method in ("mean_activation", "nonzero"):
         if activation_stats is None:
             raise ValueError(f"method {method!r} needs activation_stats (activation_scores(...))")
-        missing = [n for n in ratios if n not in activation_stats]
+        missing = [n for n in ratios if specs[n].layer not in activation_stats]
         if missing:
-            raise ValueError(f"activation_stats has no entry for layers {missing}")
-    widths = list(model.widths)
+            raise ValueError(f"activation_stats has no entry for the layers of {missing}")
     kept = {}
-    for i, (name, spec) in enumerate(specs.items()):
-        if ratios.get(name, 0.0) == 0.0:
+    for name, spec in specs.items():
+        if name not in ratios:
             continue
         if method in ("l1", "l2"):
             scores = weight_scores(variables["params"], spec, method)
         else:
-            scores = activation_stats[name][method]
+            scores = activation_stats[spec.layer][method]
         keep = keep_indices(scores, ratios[name])
         variables = prune_channels(variables, spec, keep)
-        widths[i] = len(keep)
         kept[name] = keep
-    return model.clone(widths=tuple(widths)), variables, kept
+    return variables, kept
+
+
+def prune_plain_cnn(model, variables: dict, ratios: Mapping[str, float] | float, *,
+                    method: str = "l1", activation_stats: Mapping | None = None):
+    """:func:`prune_specs` on every (or the named) convolution of a
+    :class:`~vai_jax.analysis.plain_cnn.PlainCNN` (names ``"conv1"`` …).
+
+    Returns:
+      ``(pruned model, pruned variables, {layer: kept indices})``.
+    """
+    specs = plain_cnn_specs(model)
+    variables, kept = prune_specs(variables, specs, ratios, method=method,
+                                  activation_stats=activation_stats)
+    widths = tuple(len(kept[n]) if n in kept else int(w) for n, w in zip(specs, model.widths))
+    return model.clone(widths=widths), variables, kept
+
+
+def resnet_inner_widths(model) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """The inner widths of every unit of a ResNet (its ``inner_widths`` or the defaults)."""
+    if model.inner_widths is not None:
+        return tuple(tuple(tuple(int(w) for w in u) for u in s) for s in model.inner_widths)
+    out = []
+    for i, n in enumerate(model.stage_sizes):
+        if model.block_cls.expansion == 1:
+            unit = (int(model.widths[i]),)
+        else:
+            w = int(model.widths[i] * model.base_width / 64) * model.groups
+            unit = (w, w)
+        out.append((unit,) * n)
+    return tuple(out)
+
+
+def prune_resnet(model, variables: dict, ratios: Mapping[str, float] | float, *,
+                 method: str = "l1", activation_stats: Mapping | None = None):
+    """:func:`prune_specs` on the inner convolutions of a
+    :class:`~vai_jax.backbones.resnet.ResNet` (names from :func:`resnet_specs`, e.g.
+    ``"stage2/block1/conv1"``); the result has the pruned ``inner_widths``.
+
+    Returns:
+      ``(pruned model, pruned variables, {conv path: kept indices})``.
+    """
+    specs = resnet_specs(model)
+    if not specs:
+        raise ValueError("this ResNet has no prunable inner convolutions (grouped bottlenecks "
+                         "tie their channels to the groups)")
+    variables, kept = prune_specs(variables, specs, ratios, method=method,
+                                  activation_stats=activation_stats)
+    inner = [[list(u) for u in s] for s in resnet_inner_widths(model)]
+    for name, keep in kept.items():
+        stage, block, conv = name.split("/")
+        inner[int(stage[5:]) - 1][int(block[5:]) - 1][int(conv[4:]) - 1] = len(keep)
+    inner = tuple(tuple(tuple(u) for u in s) for s in inner)
+    return model.clone(inner_widths=inner), variables, kept
 
 
 def zero_channels(variables: dict, spec: PruneSpec, drop) -> dict:

@@ -58,6 +58,9 @@ class ResNet(nn.Module):
         (option C).
       unit_order: one of :data:`vai_jax.nn.residual.UNIT_ORDERS`.
       zero_init_last: zero-init the last BN scale (or last conv) of each residual branch.
+      inner_widths: ``None`` (the usual widths) or, per stage, per unit, the unit's
+        ``inner_widths`` (one int for basic units, two for bottlenecks; see
+        :mod:`vai_jax.nn.residual`): what channel pruning changes.
       dtype, param_dtype, bn_axis_name: compute dtype, parameter dtype, ``pmap`` axis for
         BatchNorm statistics.
 
@@ -81,9 +84,21 @@ class ResNet(nn.Module):
     shortcut: str = "projection"
     unit_order: str = "original"
     zero_init_last: bool = False
+    inner_widths: Sequence[Sequence[Sequence[int]]] | None = None
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
+
+    def _unit_inner(self, stage: int, unit: int):
+        """``inner_widths`` of unit ``unit`` of stage ``stage`` (0-based), or None."""
+        if self.inner_widths is None:
+            return None
+        ok = len(self.inner_widths) == len(self.stage_sizes) and all(
+            len(s) == n for s, n in zip(self.inner_widths, self.stage_sizes))
+        if not ok:
+            raise ValueError(f"inner_widths must hold one entry per unit of each stage "
+                             f"(stage_sizes={tuple(self.stage_sizes)}); got {self.inner_widths!r}")
+        return tuple(self.inner_widths[stage][unit])
 
     def _strides(self):
         if self.stage_strides is not None:
@@ -134,7 +149,7 @@ class ResNet(nn.Module):
                              groups=self.groups)
             blocks = tuple(
                 functools.partial(self.block_cls, features=out, strides=s if j == 0 else 1,
-                                  **extra, **common)
+                                  inner_widths=self._unit_inner(i, j), **extra, **common)
                 for j in range(n))
             x = Stage(blocks, name=f"stage{i + 1}")(x, train=train)
             if i == len(self.stage_sizes) - 1 and self.unit_order in PREACT_ORDERS:

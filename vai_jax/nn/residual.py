@@ -18,16 +18,23 @@ Shortcuts (``shortcut``), used when the unit changes the spatial size or the cha
   where the projection reads the pre-activated input as in the paper).
 * ``"projection_all"`` (option C): the projection on every unit, even when shapes agree.
 
+Inner widths (``inner_widths``): the output channels of every branch convolution but the last
+(one entry for :class:`BasicUnit`, two for :class:`BottleneckUnit`). They default to the usual
+widths; channel pruning (:mod:`vai_jax.analysis.pruning`) sets them per unit, since only these
+channels can be removed without changing the unit's input/output (the identity shortcut ties
+the last convolution's channels to the unit's input).
+
 Parameter names: ``conv1``, ``bn1``, ``conv2``, … (in ``full_preact`` ``bn_i`` precedes
 ``conv_i``; in ``bn_after_add`` the last ``bn_n`` normalises the sum), ``shortcut/conv``,
 ``shortcut/bn``, ``se/fc1``, ``se/fc2``.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from vai_jax._validation import check_array
 from vai_jax.nn.norm import batch_norm
@@ -78,12 +85,26 @@ class _ResidualUnit(nn.Module):
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
+    inner_widths: Sequence[int] | None = None
 
     expansion: ClassVar[int] = 1
+    num_inner: ClassVar[int] = 1
 
     def _branch(self, in_channels: int) -> list[tuple[int, int, int, int, object]]:
         """(features, kernel, stride, groups, padding) of each convolution."""
         raise NotImplementedError
+
+    def _inner(self, default: int) -> tuple[int, ...]:
+        """The inner widths (``inner_widths`` or ``default`` for each), validated."""
+        if self.inner_widths is None:
+            return (default,) * self.num_inner
+        widths = tuple(self.inner_widths)
+        if len(widths) != self.num_inner or any(
+                not isinstance(w, (int, np.integer)) or isinstance(w, bool) or w < 1 for w in widths):
+            raise ValueError(f"inner_widths must be {self.num_inner} positive int(s) (the output "
+                             f"channels of the branch's convolutions before the last); got "
+                             f"{self.inner_widths!r}")
+        return tuple(int(w) for w in widths)
 
     def _conv(self, i, spec, zero):
         features, kernel, stride, groups, padding = spec
@@ -170,14 +191,16 @@ class BasicUnit(_ResidualUnit):
 
     Input ``[B, H, W, C_in]`` → ``[B, ceil(H/strides), ceil(W/strides), features]``.
     See the module docstring for ``unit_order``, ``shortcut``; ``se_reduction`` > 0 adds a
-    squeeze-and-excitation on the branch (hidden = features // se_reduction).
+    squeeze-and-excitation on the branch (hidden = features // se_reduction);
+    ``inner_widths=(w,)`` sets the first convolution's output channels (default ``features``).
     """
 
     expansion: ClassVar[int] = 1
 
     def _branch(self, in_channels):
         pad = same_padding(3)
-        return [(self.features, 3, self.strides, 1, pad), (self.features, 3, 1, 1, pad)]
+        (inner,) = self._inner(self.features)
+        return [(inner, 3, self.strides, 1, pad), (self.features, 3, 1, 1, pad)]
 
 
 class BottleneckUnit(_ResidualUnit):
@@ -186,6 +209,8 @@ class BottleneckUnit(_ResidualUnit):
 
     Extra attributes:
       width: inner width (default ``features // 4``); ResNeXt uses ``groups · base_width``.
+      inner_widths: ``(w1, w2)`` overrides the outputs of the 1×1 and the k×k convolutions
+        separately (both ``width`` by default; multiples of ``groups``).
       groups: groups of the k×k convolution (ResNeXt cardinality).
       kernel_size: of the middle convolution (BagNet uses 1 in its later units).
       valid: unpadded middle convolution (BagNet); the shortcut is then cropped at the
@@ -198,11 +223,15 @@ class BottleneckUnit(_ResidualUnit):
     valid: bool = False
 
     expansion: ClassVar[int] = 4
+    num_inner: ClassVar[int] = 2
 
     def _branch(self, in_channels):
-        width = self.features // 4 if self.width is None else self.width
+        w1, w2 = self._inner(self.features // 4 if self.width is None else self.width)
+        if w1 % self.groups or w2 % self.groups:
+            raise ValueError(f"inner widths must be multiples of groups={self.groups}; got "
+                             f"({w1}, {w2})")
         k = self.kernel_size
         pad = ((0, 0), (0, 0)) if self.valid else same_padding(k)
-        return [(width, 1, 1, 1, ((0, 0), (0, 0))),
-                (width, k, self.strides, self.groups, pad),
+        return [(w1, 1, 1, 1, ((0, 0), (0, 0))),
+                (w2, k, self.strides, self.groups, pad),
                 (self.features, 1, 1, 1, ((0, 0), (0, 0)))]
