@@ -165,6 +165,41 @@ def test_roi_pool_gradient_goes_to_argmax():
     np.testing.assert_allclose(np.asarray(got).reshape(B, H * W, C), want, atol=1e-5)
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_roi_pool_scan_chunks_and_ties(chunk):
+    """Any chunk size gives the reference values; with ties (ReLU zeros, repeated values) the
+    gradient goes to the first maximal element in row-major order, as torchvision's argmax."""
+    from vai_jax.ops.roi import _roi_pool_impl
+
+    f = np.maximum(np.round(_features(33) * 2) / 2, 0).astype(np.float32)  # many ties
+    boxes = np.concatenate([_boxes(34)[:13], np.array([[0, 0, W, H], [1, 1, 1, 1]], np.float32)])
+    idx = np.arange(len(boxes)) % B
+    g = np.random.default_rng(35).standard_normal((len(boxes), 2, 3, C)).astype(np.float32)
+    fn = lambda x: _roi_pool_impl(x, jnp.asarray(boxes), jnp.asarray(idx), 2, 3, 1.0, chunk)
+    got, vjp = jax.vjp(fn, jnp.asarray(f))
+    ref, arg = roi_pool_ref(f, boxes, idx, (2, 3))
+    np.testing.assert_array_equal(np.asarray(got), ref.astype(np.float32))
+    want = np.zeros((B, H * W, C))
+    for k, p, q, c in np.ndindex(arg.shape):
+        if arg[k, p, q, c] >= 0:
+            want[idx[k], arg[k, p, q, c], c] += g[k, p, q, c]
+    np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]).reshape(B, H * W, C), want, atol=1e-5)
+    assert np.sum(f == 0) > 10
+
+
+def test_roi_pool_vmap_and_nonfinite_boxes():
+    f = _features(36)
+    boxes = _boxes(37)[:6]
+    idx = np.arange(6) % B
+    stacked = jnp.stack([jnp.asarray(f), -jnp.asarray(f)])
+    vm = jax.vmap(lambda x: roi_pool(x, boxes, idx, 2))(stacked)
+    np.testing.assert_array_equal(np.asarray(vm[0]), roi_pool_ref(f, boxes, idx, (2, 2))[0].astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(vm[1]), roi_pool_ref(-f, boxes, idx, (2, 2))[0].astype(np.float32))
+    bad = np.array([[np.nan, 1, 3, np.nan], [0, np.inf, 2, 3], [-np.inf, 0, np.inf, 2]], np.float32)
+    out = jax.jit(lambda b: roi_pool(f, b, np.array([0, 1, 0]), 2))(bad)
+    assert np.all(np.isfinite(np.asarray(out)))  # unspecified bins, but never reads outside the map
+
+
 @pytest.mark.parametrize("aligned,sampling,max_sampling", [(True, -1, None), (False, 2, None), (True, 0, 8), (False, 0, None)])
 def test_feature_gradient_is_transposed_sampling_matrix(aligned, sampling, max_sampling):
     f = _features(13, (1, H, W, 1))
@@ -178,6 +213,53 @@ def test_feature_gradient_is_transposed_sampling_matrix(aligned, sampling, max_s
     chex.assert_trees_all_close(np.asarray(got).reshape(-1), (m.T @ g.reshape(-1)).astype(np.float32), atol=1e-5)
     chex.assert_trees_all_close(np.asarray(fn(f)).reshape(-1), (m @ f.reshape(-1)).astype(np.float32), atol=1e-5)
     check_grads(fn, (jnp.asarray(f),), order=1, modes=("rev",), eps=0.5, atol=1e-3, rtol=1e-3)  # linear in f
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, None])
+def test_gather_backward_is_transposed_sampling_matrices(chunk):
+    """The custom VJP of the gather path (chunked scatter, any chunk size, K not a multiple of
+    it): features cotangent = sum_k M_k^T g_k over several RoIs and two images (float64
+    reference matrices), weight cotangents = plain autodiff of the gathers."""
+    from vai_jax.ops.roi import _apply_gather, _axis_samples, _gather_sum
+
+    f = _features(30, (2, H, W, 2))
+    boxes = np.array([[-0.7, 0.9, 5.1, 4.2], [1.2, 0.3, 3.3, 5.6], [0.1, 0.2, 6.9, 5.8],
+                      [4.4, 2.2, 6.1, 3.9], [-3.0, -2.0, -1.5, -1.8]], np.float32)
+    idx = np.array([0, 1, 1, 0, 1], np.int32)
+    out_size, sampling, aligned = (2, 3), 2, False
+    g = np.random.default_rng(31).standard_normal((5, *out_size, 2)).astype(np.float32)
+    want = np.zeros((2, H * W, 2))
+    for k in range(5):
+        m = roi_align_sampling_matrix((H, W), boxes[k], out_size, 1.0, sampling, aligned)
+        want[idx[k]] += m.T @ g[k].reshape(-1, 2)
+    bj = jnp.asarray(boxes)
+    iy, wy = _axis_samples(bj[:, 1], bj[:, 3], 2, H, sampling, aligned, 1.0, sampling)
+    ix, wx = _axis_samples(bj[:, 0], bj[:, 2], 3, W, sampling, aligned, 1.0, sampling)
+    _, vjp = jax.vjp(lambda x, a, b: _apply_gather(x, iy, a, ix, b, jnp.asarray(idx), chunk), jnp.asarray(f), wy, wx)
+    gf, gwy, gwx = vjp(jnp.asarray(g))
+    np.testing.assert_allclose(np.asarray(gf).reshape(2, H * W, 2), want, atol=1e-5)
+    _, vjp_ad = jax.vjp(lambda x, a, b: _gather_sum(x, iy, a, ix, b, jnp.asarray(idx)), jnp.asarray(f), wy, wx)
+    _, gwy_ad, gwx_ad = vjp_ad(jnp.asarray(g))
+    np.testing.assert_allclose(np.asarray(gwy), np.asarray(gwy_ad), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(gwx), np.asarray(gwx_ad), atol=1e-5, rtol=1e-5)
+    assert np.any(np.abs(np.asarray(gwy)) > 1e-2)
+    # an image index outside [0, B) (possible only under jit) gets and gives no gradient
+    bad = jnp.asarray(np.array([0, 7, 1, 0, -1], np.int32))
+    _, vjp_bad = jax.vjp(lambda x, a, b: _apply_gather(x, iy, a, ix, b, bad, chunk), jnp.asarray(f), wy, wx)
+    gf_bad, gwy_bad, _ = vjp_bad(jnp.asarray(g))
+    want_bad = np.zeros((2, H * W, 2))
+    for k in (0, 2, 3):
+        want_bad[[0, 1, 1, 0, 1][k]] += roi_align_sampling_matrix((H, W), boxes[k], out_size, 1.0, sampling, aligned).T @ g[k].reshape(-1, 2)
+    np.testing.assert_allclose(np.asarray(gf_bad).reshape(2, H * W, 2), want_bad, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(gwy_bad)[[1, 4]], 0)
+
+
+def test_gather_path_has_no_forward_mode():
+    """Documented: the gather path is a custom VJP, so forward-mode autodiff raises."""
+    f = jnp.asarray(_features(32))
+    fn = lambda x: roi_align(x, np.array([[0.5, 0.5, 4.0, 3.0]], np.float32), np.array([0]), 2, sampling_ratio=2)
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(fn, (f,), (f,))
 
 
 @pytest.mark.parametrize("aligned,sampling", [(True, -1), (False, 2), (True, 3)])
@@ -315,6 +397,24 @@ def test_roi_pool_torchvision_parity():
     tfg = tf.clone().requires_grad_(True)
     (tv.ops.roi_pool(tfg, rois, (3, 3), 0.5) * torch.from_numpy(g.transpose(0, 3, 1, 2))).sum().backward()
     _, vjp = jax.vjp(lambda x: roi_pool(x, boxes, idx, 3, spatial_scale=0.5), jnp.asarray(f))
+    np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]), tfg.grad.numpy().transpose(0, 2, 3, 1), atol=1e-5)
+
+
+def test_roi_pool_torchvision_parity_with_ties():
+    """ReLU-like features with many equal values: torchvision's argmax (first maximum) exactly."""
+    torch, tv = _torchvision()
+    f = np.maximum(np.round(_features(26, (2, 9, 11, 3)) * 2) / 2, 0).astype(np.float32)
+    rng = np.random.default_rng(27)
+    xy = rng.uniform(-8, 16, (30, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(0, 12, (30, 2))], 1).astype(np.float32)
+    idx = rng.integers(0, 2, 30)
+    tf, rois = _tv_inputs(torch, f, boxes, idx)
+    g = rng.standard_normal((30, 3, 4, 3)).astype(np.float32)
+    tfg = tf.clone().requires_grad_(True)
+    want = tv.ops.roi_pool(tfg, rois, (3, 4), 1.0)
+    (want * torch.from_numpy(g.transpose(0, 3, 1, 2))).sum().backward()
+    got, vjp = jax.vjp(lambda x: roi_pool(x, boxes, idx, (3, 4)), jnp.asarray(f))
+    np.testing.assert_array_equal(np.asarray(got), want.detach().permute(0, 2, 3, 1).numpy())
     np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]), tfg.grad.numpy().transpose(0, 2, 3, 1), atol=1e-5)
 
 

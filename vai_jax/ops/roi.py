@@ -18,7 +18,11 @@ border cell) and the average over the ``gh x gw`` samples of a bin. Two exact fo
   neighbour, weight divided by the sample count); the output is the sum over row-slot x
   column-slot pairs of ``wy * wx * F[b, iy, ix]`` -- fused gathers, nothing of size
   ``K * bins * samples * C`` is materialised. On the 2-core CPU it is several times faster than
-  torchvision's kernel forward; its backward is XLA's scatter-add.
+  torchvision's kernel forward. Its backward is a custom VJP: a loop over chunks of a few RoIs,
+  one scatter-add of all their slot-pair updates per chunk, so the update buffer stays in cache
+  (XLA's own transpose of the gathers, 16 full-size scatter-adds for sampling 2, was slower than
+  torchvision's backward; the chunked one is several times faster). A ``custom_vjp`` has no
+  forward-mode rule: ``jax.jvp`` / ``jax.jacfwd`` through this path raise.
 * **dense closed form** (adaptive ``sampling_ratio <= 0`` without ``max_sampling``): each RoI
   gets two interpolation matrices ``Wy [oh, H]`` and ``Wx [ow, W]`` (sample average folded in)
   and ``out = Wy @ F @ Wx^T`` as two matrix products. The samples of a bin form an arithmetic
@@ -32,7 +36,8 @@ The RoI geometry (``x * spatial_scale - offset``, ``roi / output``) is evaluated
 rounding exactly as the C++ kernel's ``float`` code (see :mod:`vai_jax.ops._ieee`): XLA's fused
 multiply-add contraction and reciprocal division would otherwise flip ``ceil`` and ``floor`` on
 exact ratios. The gradient with respect to ``features`` is the transpose of the sampling map
-(autodiff of the gathers / matrix products; tested against explicitly built sampling matrices).
+(the chunked scatter / autodiff of the matrix products; tested against explicitly built
+sampling matrices).
 The gradient with respect to ``boxes`` is the true derivative of the output with respect to
 the box coordinates wherever it exists (sample counts and in/out-of-map decisions are piecewise
 constant and carry no gradient); torchvision returns none. Wrap boxes in
@@ -40,9 +45,15 @@ constant and carry no gradient); torchvision returns none. Wrap boxes in
 
 RoIPool: torchvision's quantisation (``std::round`` of the scaled corners, half away from zero;
 ``+1`` sizes; bin ``p`` spans ``[floor(p * bin), ceil((p + 1) * bin))`` clipped to the map;
-empty bins give 0). The per-bin maxima come from a 2-D sparse table of maxima over power-of-two
-windows, so each bin is four gathers whatever its size. The table costs
-``floor(log2 H + 1) * floor(log2 W + 1)`` copies of the features in memory.
+empty bins give 0). The bins of one RoI differ in size by at most one cell, so each RoI is a
+scan over the offsets ``(dy, dx)`` of its largest bin, gathering one ``[oh, ow, C]`` slab per
+step and keeping the running maximum -- the work of torchvision's loops, no temporary larger
+than a chunk of outputs. RoIs are sorted by step count and scanned a chunk at a time (a
+``while_loop`` per chunk, as long as the chunk's largest RoI). Under ``jax.grad`` the scan also
+keeps the argmax (first maximal element in row-major order, torchvision's strict ``>``) and the
+backward is one scatter-add there (a custom VJP). The previous formulation, a 2-D sparse table
+of maxima (``floor(log2 H + 1) * floor(log2 W + 1)`` copies of the features) with four gathers
+per bin, was several times slower than torchvision on the CPU (``experiments/bench_ops.py``).
 """
 from __future__ import annotations
 
@@ -254,12 +265,13 @@ def _axis_samples(lo, hi, pooled: int, size: int, sampling_ratio: int, aligned: 
     return index, weight
 
 
-def _apply_gather(features, iy, wy, ix, wx, box_indices):
+def _gather_sum(features, iy, wy, ix, wx, box_indices):
     """``out[k,p,q] = sum_{i,j} wy[k,p,i] wx[k,q,j] F[b_k, iy[k,p,i], ix[k,q,j]]`` by gathers.
 
     One gather of ``[K, oh, ow, C]`` per (row slot, column slot) pair, accumulated in place so
     nothing of size ``K * oh * ow * slots**2 * C`` is materialised. An image index outside
-    ``[0, B)`` gives zeros.
+    ``[0, B)`` gives zeros. Plain autodiff of this function (XLA scatter-adds) is the slow
+    backward that :func:`_apply_gather` replaces; it stays for the benchmark.
     """
     b, h, w, c = features.shape
     flat = features.reshape(b * h * w, c)
@@ -287,6 +299,99 @@ def _apply_gather(features, iy, wy, ix, wx, box_indices):
     return out
 
 
+def _default_chunk(slots_y: int, slots_x: int) -> int:
+    """RoIs per scatter in the backward: about 64 slot pairs per RoI chunk (4 RoIs for
+    sampling 2), so the ``chunk * oh * ow * pairs * C`` updates stay in the CPU's L2 cache."""
+    return max(1, 64 // (slots_y * slots_x))
+
+
+def _gather_sum_transpose(g, iy, wy, ix, wx, box_indices, feature_shape, chunk: int):
+    """Features cotangent of :func:`_gather_sum`: ``sum_{k,p,q,i,j} wy wx g[k,p,q]`` added at
+    ``F[b_k, iy[k,p,i], ix[k,q,j]]``, exactly the transposed sampling map.
+
+    A loop over chunks of ``chunk`` RoIs, each one scatter-add of all its (row slot, column
+    slot) updates into the ``[B*H*W, C]`` gradient. XLA:CPU's scatter is fast when its update
+    buffer is small (cache-resident); the one-shot transpose of the fused gathers (16 scatters of
+    ``[K, oh, ow, C]`` updates for sampling 2) materialises every update first and is several
+    times slower (figures in ``experiments/BENCHMARKS.md``).
+    """
+    b, h, w, c = feature_shape
+    k, oh, sy = iy.shape
+    ow, sx = ix.shape[1], ix.shape[2]
+    ok = ((box_indices >= 0) & (box_indices < b)).astype(g.dtype)
+    wy = wy * ok[:, None, None]
+    base = jnp.clip(box_indices, 0, b - 1) * (h * w)
+    n = -(-k // chunk)
+    pad = n * chunk - k
+
+    def split(a):  # [K, ...] -> [n, chunk, ...], zero padding (zero weights) at the end
+        if pad:
+            a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
+        return a.reshape((n, chunk) + a.shape[1:])
+
+    gs, iys, wys, ixs, wxs, bs = (split(a) for a in (g, iy, wy, ix, wx, base))
+
+    def body(t, acc):
+        gk, yi, yw, xi, xw, bk = (lax.dynamic_index_in_dim(a, t, 0, keepdims=False)
+                                  for a in (gs, iys, wys, ixs, wxs, bs))
+        idx = bk[:, None, None, None, None] + yi[:, :, None, :, None] * w + xi[:, None, :, None, :]
+        wgt = yw[:, :, None, :, None] * xw[:, None, :, None, :]  # [R, oh, ow, sy, sx]
+        upd = gk[:, :, :, None, None, :] * wgt[..., None]
+        return acc.at[idx.reshape(-1)].add(upd.reshape(-1, c), mode="promise_in_bounds")
+
+    zero = jnp.zeros((b * h * w, c), g.dtype)
+    return lax.fori_loop(0, n, body, zero).reshape(b, h, w, c)
+
+
+def _gather_sum_weight_grads(features, g, iy, wy, ix, wx, box_indices):
+    """Cotangents of :func:`_gather_sum` with respect to ``wy`` and ``wx`` (the path to the
+    boxes gradient): ``d[k,p,q,i,j] = <F[b_k, iy, ix], g[k,p,q]>`` contracted with the other
+    axis' weights. Gathers like the forward; dropped by XLA when boxes need no gradient."""
+    b, h, w, c = features.shape
+    flat = features.reshape(b * h * w, c)
+    ok = ((box_indices >= 0) & (box_indices < b)).astype(features.dtype)
+    base = (jnp.clip(box_indices, 0, b - 1) * (h * w))[:, None, None]
+    wyo = wy * ok[:, None, None]
+    gwy = [None] * iy.shape[-1]
+    gwx = [None] * ix.shape[-1]
+    for i in range(iy.shape[-1]):
+        row = base + iy[:, :, None, i] * w
+        for j in range(ix.shape[-1]):
+            d = jnp.einsum("kpqc,kpqc->kpq", jnp.take(flat, row + ix[:, None, :, j], axis=0, mode="clip"), g)
+            ty = jnp.einsum("kpq,kq->kp", d, wx[:, :, j]) * ok[:, None]
+            tx = jnp.einsum("kpq,kp->kq", d, wyo[:, :, i])
+            gwy[i] = ty if gwy[i] is None else gwy[i] + ty
+            gwx[j] = tx if gwx[j] is None else gwx[j] + tx
+    return jnp.stack(gwy, -1), jnp.stack(gwx, -1)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _apply_gather(features, iy, wy, ix, wx, box_indices, chunk=None):
+    """:func:`_gather_sum` with a custom reverse-mode rule (see :func:`_gather_sum_transpose`).
+
+    ``chunk``: RoIs per backward scatter, ``None`` for :func:`_default_chunk`. Forward-mode
+    differentiation (``jax.jvp``) of this path is not supported (a ``custom_vjp``).
+    """
+    return _gather_sum(features, iy, wy, ix, wx, box_indices)
+
+
+def _apply_gather_fwd(features, iy, wy, ix, wx, box_indices, chunk):
+    out = _gather_sum(features, iy, wy, ix, wx, box_indices)
+    return out, (features, iy, wy, ix, wx, box_indices)
+
+
+def _apply_gather_bwd(chunk, res, g):
+    features, iy, wy, ix, wx, box_indices = res
+    if chunk is None:
+        chunk = _default_chunk(iy.shape[-1], ix.shape[-1])
+    gf = _gather_sum_transpose(g, iy, wy, ix, wx, box_indices, features.shape, chunk)
+    gwy, gwx = _gather_sum_weight_grads(features, g, iy, wy, ix, wx, box_indices)
+    return gf, None, gwy, None, gwx, None
+
+
+_apply_gather.defvjp(_apply_gather_fwd, _apply_gather_bwd)
+
+
 def _check_sampling(sampling_ratio, max_sampling) -> tuple[int, int | None]:
     if not isinstance(sampling_ratio, (int, np.integer)):
         raise TypeError(f"sampling_ratio must be a Python int; got {type(sampling_ratio).__name__}")
@@ -311,7 +416,7 @@ def _roi_align_impl(features, boxes, box_indices, oh, ow, spatial_scale, samplin
         ix, wx = _axis_samples(boxes[:, 0], boxes[:, 2], ow, w, sampling_ratio, aligned, scale, slots)
         if keep is not None:
             wy = wy * keep.astype(wy.dtype)[:, None, None]
-        return _apply_gather(features, iy, wy, ix, wx, box_indices)
+        return _apply_gather(features, iy, wy, ix, wx, box_indices, None)
     wy, wx = _align_weights(boxes, oh, ow, h, w, spatial_scale, sampling_ratio, aligned)
     if keep is not None:
         wy = wy * keep.astype(wy.dtype)[:, None, None]
@@ -553,37 +658,136 @@ def _pool_bounds(lo, hi, pooled: int, size: int, scale):
     p = jnp.arange(pooled, dtype=lo.dtype)[None, :]
     start = jnp.floor(p * bin_size[:, None]) + rs[:, None]
     end = jnp.ceil((p + 1) * bin_size[:, None]) + rs[:, None]
-    start = jnp.clip(start, 0, size).astype(jnp.int32)
-    end = jnp.clip(end, 0, size).astype(jnp.int32)
+    # Clip before the cast (large values) and after it (NaN casts to an arbitrary int32).
+    start = jnp.clip(jnp.clip(start, 0, size).astype(jnp.int32), 0, size)
+    end = jnp.clip(jnp.clip(end, 0, size).astype(jnp.int32), 0, size)
     return start, end
 
 
-def _sparse_table(features):
-    """``table[i, j, b, y, x] = max(features[b, y:y+2**i, x:x+2**j])`` (-inf past the edges)."""
-    _, h, w, _ = features.shape
-    neg = jnp.asarray(-jnp.inf, features.dtype)
-    nh, nw = int(math.log2(h)) + 1, int(math.log2(w)) + 1
+def _pool_scan(features, ys, ye, xs, xe, box_indices, chunk: int, with_arg: bool):
+    """Per-bin maxima by a scan over bin offsets, RoIs sorted by work and taken ``chunk`` at a time.
 
-    def shift(x, d, axis):
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (0, d)
-        xp = jnp.pad(x, pad, constant_values=neg)
-        return lax.slice_in_dim(xp, d, d + x.shape[axis], axis=axis)
+    Args:
+      features: ``[B, H, W, C]``. ys, ye: ``[K, oh]`` int32 row bounds ``[ys, ye)`` clipped to
+        ``[0, H]``; xs, xe: ``[K, ow]`` column bounds. box_indices: ``[K]`` (clamped to the map).
+      chunk: RoIs processed together. with_arg: also return the argmax.
 
-    cols = [features]
-    for j in range(1, nw):
-        prev = cols[-1]
-        cols.append(jnp.maximum(prev, shift(prev, 2 ** (j - 1), 2)))
-    rows = [jnp.stack(cols)]  # [nw, B, H, W, C]
-    for i in range(1, nh):
-        prev = rows[-1]
-        rows.append(jnp.maximum(prev, shift(prev, 2 ** (i - 1), 2)))
-    return jnp.stack(rows)  # [nh, nw, B, H, W, C]
+    Returns:
+      ``(out [K, oh, ow, C], arg [K, oh, ow, C] int32 or None)``: ``out`` is the bin maximum (0
+      for an empty bin); ``arg`` the flat index ``(b * H + y) * W + x`` of the first maximal
+      element in row-major order (torchvision's strict ``>`` scan from ``-FLT_MAX``), -1 for an
+      empty bin or one without an element above ``-FLT_MAX``.
+
+    Every RoI visits the offsets ``(dy, dx)`` of its largest bin, one per step, gathering
+    ``[oh, ow, C]`` values; its bins are within one cell of each other in size, so the work is
+    about that of torchvision's loops. A chunk runs as many steps as its largest RoI needs, and
+    sorting the RoIs by their step count keeps the chunks balanced.
+    """
+    nb, h, w, c = features.shape
+    k, oh = ys.shape
+    ow = xs.shape[1]
+    flat = features.reshape(nb * h * w, c)
+    nh = jnp.max(ye - ys, axis=1)
+    nw = jnp.maximum(jnp.max(xe - xs, axis=1), 1)
+    steps = jnp.where((nh > 0) & (jnp.max(xe - xs, axis=1) > 0), nh * nw, 0)
+    base = jnp.clip(box_indices, 0, nb - 1).astype(jnp.int32) * (h * w)
+    n = -(-k // chunk)
+    perm = jnp.argsort(steps).astype(jnp.int32)
+    if n * chunk > k:  # padding RoIs take no steps
+        perm = jnp.concatenate([perm, jnp.full((n * chunk - k,), k, jnp.int32)])
+
+    def split(a):
+        a = jnp.concatenate([a, jnp.zeros((1,) + a.shape[1:], a.dtype)])[perm]
+        return a.reshape((n, chunk) + a.shape[1:])
+
+    ys_, ye_, xs_, xe_, nw_, steps_, base_ = (split(a) for a in (ys, ye, xs, xe, nw, steps, base))
+    lowest = jnp.asarray(jnp.finfo(features.dtype).min, features.dtype)  # torchvision's -FLT_MAX
+
+    def one_chunk(t, carry):
+        y0, y1, x0, x1, nwc, nsc, bc = (lax.dynamic_index_in_dim(a, t, 0, keepdims=False)
+                                        for a in (ys_, ye_, xs_, xe_, nw_, steps_, base_))
+
+        def step(state):
+            i, m, a = state
+            yy = y0 + (i // nwc)[:, None]  # [R, oh]
+            xx = x0 + (i % nwc)[:, None]  # [R, ow]
+            valid = (yy < y1)[:, :, None] & (xx < x1)[:, None, :] & (i < nsc)[:, None, None]
+            pos = (bc[:, None, None] + jnp.minimum(yy, h - 1)[:, :, None] * w
+                   + jnp.minimum(xx, w - 1)[:, None, :])  # [R, oh, ow], inside the map
+            v = flat.at[pos].get(mode="promise_in_bounds")  # [R, oh, ow, C]
+            better = valid[..., None] & (v > m)  # strict: ties keep the first, NaN is skipped
+            if not with_arg:
+                return i + 1, jnp.where(better, v, m), a
+            return i + 1, jnp.where(better, v, m), jnp.where(better, i, a)  # the step, not the position
+
+        m0 = jnp.full((chunk, oh, ow, c), lowest)
+        a0 = jnp.full((chunk, oh, ow, c) if with_arg else (), -1, jnp.int32)
+        _, m, a = lax.while_loop(lambda st: st[0] < jnp.max(nsc), step, (jnp.int32(0), m0, a0))
+        out, arg = carry
+        out = lax.dynamic_update_index_in_dim(out, m, t, 0)
+        if with_arg:
+            ai = jnp.maximum(a, 0)
+            nw4 = nwc[:, None, None, None]
+            pos = (bc[:, None, None, None] + jnp.minimum(y0[:, :, None, None] + ai // nw4, h - 1) * w
+                   + jnp.minimum(x0[:, None, :, None] + ai % nw4, w - 1))
+            arg = lax.dynamic_update_index_in_dim(arg, jnp.where(a >= 0, pos, -1), t, 0)
+        return out, arg
+
+    out0 = jnp.zeros((n, chunk, oh, ow, c), features.dtype)
+    arg0 = jnp.zeros(out0.shape if with_arg else (), jnp.int32)
+    out, arg = lax.fori_loop(0, n, one_chunk, (out0, arg0))
+    inv = jnp.zeros((n * chunk,), jnp.int32).at[perm].set(jnp.arange(n * chunk, dtype=jnp.int32), mode="drop")
+    out = out.reshape((n * chunk, oh, ow, c))[inv[:k]]
+    empty = ((ye <= ys)[:, :, None] | (xe <= xs)[:, None, :])[..., None]  # [K, oh, ow, 1]
+    out = jnp.where(empty, jnp.zeros((), features.dtype), out)
+    if not with_arg:
+        return out, None
+    arg = jnp.where(empty, -1, arg.reshape((n * chunk, oh, ow, c))[inv[:k]])
+    return out, arg
 
 
-def _floor_log2(n):
-    """floor(log2(n)) for int32 n >= 1 (exact, via the bit length)."""
-    return (31 - lax.clz(n.astype(jnp.int32))).astype(jnp.int32)
+_POOL_CHUNK = 8  # RoIs per scan chunk (measured, experiments/BENCHMARKS.md)
+_POOL_BWD_CHUNK = 64  # RoIs per backward scatter
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _pool_max(features, ys, ye, xs, xe, box_indices, chunk):
+    """Bin maxima with a reverse rule that sends each cotangent to the bin's argmax."""
+    return _pool_scan(features, ys, ye, xs, xe, box_indices, chunk, with_arg=False)[0]
+
+
+def _pool_max_fwd(features, ys, ye, xs, xe, box_indices, chunk):
+    out, arg = _pool_scan(features, ys, ye, xs, xe, box_indices, chunk, with_arg=True)
+    return out, (arg, features.shape)
+
+
+def _pool_max_bwd(chunk, res, g):
+    """Scatter-add of the cotangents at their argmax elements (none for ``arg == -1``), a loop
+    over chunks of ``_POOL_BWD_CHUNK`` RoIs so each scatter's updates stay in cache."""
+    arg, (nb, h, w, c) = res
+    k = arg.shape[0]
+    r = min(_POOL_BWD_CHUNK, k) or 1
+    n = -(-k // r)
+    pad = n * r - k
+    if pad:
+        arg = jnp.concatenate([arg, jnp.full((pad,) + arg.shape[1:], -1, arg.dtype)])
+        g = jnp.concatenate([g, jnp.zeros((pad,) + g.shape[1:], g.dtype)])
+    args = arg.reshape(n, -1)
+    gs = g.reshape(n, -1)
+    channel = jnp.tile(jnp.arange(c, dtype=jnp.int32), args.shape[1] // c)
+
+    def body(t, acc):
+        a = lax.dynamic_index_in_dim(args, t, 0, keepdims=False)
+        valid = a >= 0
+        idx = jnp.where(valid, a, 0) * c + channel
+        upd = jnp.where(valid, lax.dynamic_index_in_dim(gs, t, 0, keepdims=False), jnp.zeros((), g.dtype))
+        return acc.at[idx].add(upd, mode="promise_in_bounds")
+
+    gf = lax.fori_loop(0, n, body, jnp.zeros((nb * h * w * c,), g.dtype))
+    return gf.reshape(nb, h, w, c), None, None, None, None, None
+
+
+_pool_max.defvjp(_pool_max_fwd, _pool_max_bwd)
 
 
 def roi_pool(
@@ -603,14 +807,16 @@ def roi_pool(
 
     Returns:
       ``[K, oh, ow, C]``: the maximum of each bin; 0 for a bin that is empty after clipping to
-      the map. Gradient: to the maximal element of each bin (torchvision's argmax); if several
-      elements of a bin tie for the maximum (e.g. ReLU zeros) the gradient is shared among them
-      (it still sums to the same total), where torchvision gives it all to the first one.
+      the map. Gradient: to the maximal element of each bin, the first one in row-major order
+      when several tie (e.g. ReLU zeros) -- torchvision's argmax; zero with respect to
+      ``boxes`` (the bins are integer). Forward-mode differentiation is not supported.
 
     Raises:
       As :func:`roi_align`. Under ``jax.jit``: ``x2 < x1`` follows torchvision's rule (side
       ``max(x2 - x1 + 1, 1)``), an index outside ``[0, B)`` reads the clamped image, non-finite
-      coordinates give undefined bins.
+      coordinates give unspecified bins inside the map (never reads outside it). As in
+      torchvision, NaN features are skipped (strict ``>`` against a running maximum that starts
+      at the lowest finite float, which a bin of only NaN/-inf returns, with no gradient).
     """
     features, boxes, box_indices = _check_roi_inputs(features, boxes, box_indices)
     oh, ow = _output_size(output_size)
@@ -619,27 +825,10 @@ def roi_pool(
         return _roi_pool_impl(features, boxes, box_indices, oh, ow, spatial_scale)
 
 
-@partial(jax.jit, static_argnums=(3, 4))
-def _roi_pool_impl(features, boxes, box_indices, oh, ow, spatial_scale):
+@partial(jax.jit, static_argnums=(3, 4, 6))
+def _roi_pool_impl(features, boxes, box_indices, oh, ow, spatial_scale, chunk=_POOL_CHUNK):
     boxes = boxes.astype(features.dtype)
-    nb, h, w, _ = features.shape
-    scale = spatial_scale
-    ys, ye = _pool_bounds(boxes[:, 1], boxes[:, 3], oh, h, scale)  # [K, oh]
-    xs, xe = _pool_bounds(boxes[:, 0], boxes[:, 2], ow, w, scale)  # [K, ow]
-    empty = (ye <= ys)[:, :, None] | (xe <= xs)[:, None, :]  # [K, oh, ow]
-    lh = _floor_log2(jnp.maximum(ye - ys, 1))
-    lw = _floor_log2(jnp.maximum(xe - xs, 1))
-    y_hi = jnp.maximum(ye - (1 << lh), 0)
-    x_hi = jnp.maximum(xe - (1 << lw), 0)
-    table = _sparse_table(features)
-    b = jnp.clip(box_indices, 0, nb - 1)[:, None, None]
-    ys_c, y_hi_c = jnp.minimum(ys, h - 1), jnp.minimum(y_hi, h - 1)
-    xs_c, x_hi_c = jnp.minimum(xs, w - 1), jnp.minimum(x_hi, w - 1)
-    lh3, lw3 = lh[:, :, None], lw[:, None, :]
-    vals = [
-        table[lh3, lw3, b, yy[:, :, None], xx[:, None, :]]
-        for yy in (ys_c, y_hi_c)
-        for xx in (xs_c, x_hi_c)
-    ]
-    m = jnp.maximum(jnp.maximum(vals[0], vals[1]), jnp.maximum(vals[2], vals[3]))
-    return jnp.where(empty[..., None], jnp.zeros((), features.dtype), m)
+    _, h, w, _ = features.shape
+    ys, ye = _pool_bounds(boxes[:, 1], boxes[:, 3], oh, h, spatial_scale)  # [K, oh]
+    xs, xe = _pool_bounds(boxes[:, 0], boxes[:, 2], ow, w, spatial_scale)  # [K, ow]
+    return _pool_max(features, ys, ye, xs, xe, box_indices, chunk)
