@@ -17,9 +17,12 @@ Other configs::
 Every model gets the same number of steps, batch size and optimiser. Writes to ``--workdir``:
 ``results.json`` and ``results.md`` (mIoU, pixel accuracy, parameters, multiply-accumulates,
 inference and training images/s per model), ``comparison.png``, ``predictions.png`` (test
-images, ground truth, each model's prediction) and ``gridding.png`` (effective receptive
-field of a naive dilated-branch stack vs the same with hierarchical feature fusion, and the
-trained ESPNet predictions without/with HFF).
+images, ground truth, each model's prediction) and ``gridding.png``: the support of one output
+unit's input gradient in a naive dilated-branch stack vs the same with hierarchical feature
+fusion, and, when both ESPNets are trained, their masks, confidence and last stride-4 ESP
+block activations side by side with the share of their power at periods of 2-4 pixels
+(``results.json`` ``gridding_high_freq``). Both ESPNets use the config's ``decoder_kernel``
+(4: bilinear-initialised decoder, so the decoder adds no checkerboard of its own).
 """
 from __future__ import annotations
 
@@ -92,7 +95,8 @@ def build_model(name: str, cfg, num_classes: int) -> nn.Module:
                     rates=tuple(r * 16 // os_ for r in cfg.deeplab.rates)),
         min_size=os_)
     esp = functools.partial(ESPNet, num_classes, widths=tuple(cfg.espnet.widths),
-                            alpha=cfg.espnet.alpha, beta=cfg.espnet.beta)
+                            alpha=cfg.espnet.alpha, beta=cfg.espnet.beta,
+                            decoder_kernel=cfg.espnet.decoder_kernel)
     table = {
         "fcn32s": lambda: fcn(32),
         "fcn16s": lambda: fcn(16),
@@ -219,7 +223,18 @@ def evaluate_model(model, variables, test_source, cfg, num_classes, transforms):
         acc.update(cm_fn(sem, pred, mask))
         if sum(len(k) for k in keep) < cfg.num_figure_examples:
             keep.append(np.asarray(pred[:n]))
-    return acc.result(), np.concatenate(keep)[:cfg.num_figure_examples]
+    metrics = acc.result()
+    metrics["object_iou"] = object_iou(acc.matrix)
+    return metrics, np.concatenate(keep)[:cfg.num_figure_examples]
+
+
+def object_iou(cm) -> float:
+    """IoU of "some object" (classes ``1..K-1`` merged) against background (class 0) from a
+    confusion matrix ``[K, K]``: how well the masks separate objects from background, whatever
+    the class they give them (a shape-class confusion costs mIoU but not this)."""
+    cm = np.asarray(cm, np.float64)
+    tp, fp, fn = cm[1:, 1:].sum(), cm[0, 1:].sum(), cm[1:, 0].sum()
+    return float(tp / (tp + fp + fn)) if tp + fp + fn else float("nan")
 
 
 def inference_images_per_sec(model, variables, cfg, repeats: int) -> float:
@@ -328,11 +343,53 @@ def effective_receptive_fields(size: int = 65, width: int = 20, depth: int = 2, 
     return out
 
 
-def plot_gridding(erf, espnet_preds, images, truth, num_classes, ignore_label, path):
+def high_frequency_fraction(maps) -> float:
+    """Share of the spatial power of ``maps [N, h, w, C]`` (each map's mean removed) at
+    frequencies with ``max(|f_y|, |f_x|) >= 1/4`` cycles per pixel, i.e. periods of 2 to 4
+    pixels: near 0 for smooth maps, large for a checkerboard / gridding pattern (a 2×2
+    checkerboard alone gives 1). Averaged over maps, weighted by their power."""
+    a = np.asarray(maps, np.float64)
+    a = a - a.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(a, axes=(1, 2))) ** 2
+    fy = np.abs(np.fft.fftfreq(a.shape[1]))[:, None]
+    fx = np.abs(np.fft.fftfreq(a.shape[2]))[None, :]
+    high = (np.maximum(fy, fx) >= 0.25)[None, :, :, None]
+    total = power.sum()
+    return float((power * high).sum() / total) if total > 0 else 0.0
+
+
+def espnet_internals(model, variables, images, cfg) -> dict:
+    """Predictions, confidence (max softmax probability) ``[N, H, W]`` and the output of the
+    last stride-4 ESP block (``level2_<alpha>``) of a trained ESPNet, restricted to the
+    channels of its dilated branches (rates 2, 4, …; with HFF their cumulative sums):
+    ``[N, H/4, W/4, w2 − first]`` where ``first = w2 − (K − 1)·⌊w2 / K⌋`` is the width of
+    the rate-1 branch."""
+    from vai_jax.analysis.layers import LOGITS, layer_outputs
+
+    block = f"level2_{cfg.espnet.alpha}"
+    x = preprocess({"image": jnp.asarray(images)}, None, train=False)
+    out = jax.jit(lambda v, x: layer_outputs(model, v, x, [block, LOGITS], train=False))(
+        variables, x)
+    prob = jax.nn.softmax(out[LOGITS].astype(jnp.float32), -1)
+    w2, k = out[block].shape[-1], model.branches
+    first = w2 - (k - 1) * (w2 // k)
+    return {"pred": np.asarray(jnp.argmax(prob, -1)), "confidence": np.asarray(prob.max(-1)),
+            "activation": np.asarray(out[block][..., first:]), "block": block}
+
+
+def plot_gridding(erf, internals, images, truth, num_classes, ignore_label, path):
+    """Top: support of one output unit's input gradient after 2 stride-1 ESP blocks, per
+    branch, naive vs HFF (``erf`` from :func:`effective_receptive_fields`). Bottom (when
+    ``internals`` = {"espnet_nohff": ..., "espnet": ...} from :func:`espnet_internals`): per
+    test image, the trained networks' masks, confidence and mean |activation| of the dilated
+    branches of the last stride-4 ESP block (each panel scaled to its own range), without and
+    with HFF, with their high-frequency power share."""
     k = erf[False].shape[0]
-    has_pred = espnet_preds is not None
-    rows = 2 + (2 if has_pred else 0)
-    fig, axes = plt.subplots(rows, k, figsize=(2.2 * k, 2.2 * rows), squeeze=False)
+    n = 0 if internals is None else min(3, len(images))
+    fig = plt.figure(figsize=(17, 4.6 + 2.1 * n))
+    top, bottom = (fig.subfigures(2, 1, height_ratios=[4.6, 2.1 * n]) if n
+                   else (fig.subfigures(1, 1), None))
+    axes = top.subplots(2, k, squeeze=False)
     rates = [2 ** i for i in range(k)]
     for r, hff in enumerate((False, True)):
         for j in range(k):
@@ -341,25 +398,45 @@ def plot_gridding(erf, espnet_preds, images, truth, num_classes, ignore_label, p
             ax.imshow(m > 1e-6 * m.max(), cmap="gray_r", interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_title(f"{'HFF' if hff else 'naive'}: branch {j + 1} (rate {rates[j]})",
-                         fontsize=7)
-    if has_pred:
+                         fontsize=8)
+    top.suptitle("Support of d(one output unit)/d(input) after 2 stride-1 ESP blocks, random "
+                 "weights (nonzero pixels black): the naive stack reads a sparse lattice, HFF "
+                 "fills it", fontsize=10)
+    if n:
         colours = _palette(num_classes)
-        for j in range(k):
-            for r in (2, 3):
-                axes[r, j].axis("off")
-        n = min(k, len(images))
-        for j in range(n):
-            axes[2, j].imshow(_colourise(espnet_preds["espnet_nohff"][j], colours, ignore_label),
-                              interpolation="nearest")
-            axes[2, j].set_title("ESPNet, no HFF", fontsize=7)
-            axes[3, j].imshow(_colourise(espnet_preds["espnet"][j], colours, ignore_label),
-                              interpolation="nearest")
-            axes[3, j].set_title("ESPNet, HFF", fontsize=7)
-    fig.suptitle("Support of d(one output unit)/d(input) after 2 stride-1 ESP blocks "
-                 "(nonzero pixels in black); trained predictions below", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        cols = 8
+        ax2 = bottom.subplots(n, cols, squeeze=False)
+        hf = {name: (high_frequency_fraction(v["confidence"][..., None]),
+                     high_frequency_fraction(v["activation"])) for name, v in internals.items()}
+        for i in range(n):
+            nh, h = internals["espnet_nohff"], internals["espnet"]
+            act = lambda v: np.abs(v["activation"][i]).mean(-1)
+            panels = [("image", images[i], {}),
+                      ("truth", _colourise(truth[i], colours, ignore_label), {}),
+                      ("mask, no HFF", _colourise(nh["pred"][i], colours, ignore_label), {}),
+                      ("mask, HFF", _colourise(h["pred"][i], colours, ignore_label), {}),
+                      ("confidence, no HFF", nh["confidence"][i],
+                       dict(cmap="magma", vmin=0, vmax=1)),
+                      ("confidence, HFF", h["confidence"][i], dict(cmap="magma", vmin=0, vmax=1)),
+                      (f"|{nh['block']}| dilated, no HFF", act(nh), dict(cmap="viridis")),
+                      (f"|{h['block']}| dilated, HFF", act(h), dict(cmap="viridis"))]
+            for j, (title, im, kw) in enumerate(panels):
+                ax = ax2[i, j]
+                ax.imshow(im, interpolation="nearest", **kw)
+                ax.set_xticks([]), ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(title, fontsize=8)
+        bottom.suptitle(
+            "Trained ESPNet (bilinear-initialised kernel-4 decoder), same budget, without vs "
+            "with HFF. Power at periods 2-4 px: confidence "
+            f"{hf['espnet_nohff'][0]:.1%} vs {hf['espnet'][0]:.1%}, dilated branches of the "
+            "last stride-4 ESP block "
+            f"{hf['espnet_nohff'][1]:.1%} vs {hf['espnet'][1]:.1%}", fontsize=10)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
+    return None if internals is None else {
+        name: {"confidence_high_freq": v[0], "activation_high_freq": v[1]}
+        for name, v in hf.items()}
 
 
 # ----------------------------------------------------------------------------- main job
@@ -369,7 +446,7 @@ def run(cfg, workdir: str) -> dict:
     mesh = parallel.make_mesh()
     parallel.check_batch_size(cfg.batch_size, mesh, "config.batch_size")
     train_source, test_source, num_classes, class_names, transforms = build_data(cfg)
-    rows, preds = [], {}
+    rows, preds, trained = [], {}, {}
     weights = class_weights(cfg, train_source, num_classes)
     for name in cfg.models:
         tqdm.write(f"== {name}")
@@ -380,18 +457,21 @@ def run(cfg, workdir: str) -> dict:
                                        transforms)
         summary = summarize(model, (1, cfg.image_size, cfg.image_size, 3), train=False)
         row = {"model": name, "miou": metrics["miou"], "pixel_accuracy": metrics["pixel_accuracy"],
-               "mean_accuracy": metrics["mean_accuracy"],
+               "mean_accuracy": metrics["mean_accuracy"], "object_iou": metrics["object_iou"],
                "iou": [None if np.isnan(v) else float(v) for v in metrics["iou"]],
                "params": summary.params, "macs": summary.macs,
                "inference_images_per_sec": inference_images_per_sec(model, variables, cfg,
                                                                      cfg.bench_repeats),
                "train_images_per_sec": result.images_per_sec,
                "train_seconds": result.train_seconds, "steps": result.step}
-        tqdm.write(f"{name}: mIoU {row['miou']:.3f}, pixel acc {row['pixel_accuracy']:.3f}, "
+        tqdm.write(f"{name}: mIoU {row['miou']:.3f}, object IoU {row['object_iou']:.3f}, "
+                   f"pixel acc {row['pixel_accuracy']:.3f}, "
                    f"{row['params']:,} params, {row['macs'] / 1e6:.1f} M MACs, "
                    f"{row['inference_images_per_sec']:.0f} img/s inference")
         rows.append(row)
         preds[name] = pred
+        if name in ("espnet", "espnet_nohff"):
+            trained[name] = (model, variables)
     n_fig = min(cfg.num_figure_examples, len(test_source))
     test_records = [transforms_apply(transforms, test_source[i]) for i in range(n_fig)]
     images = np.stack([r["image"] for r in test_records])
@@ -399,14 +479,16 @@ def run(cfg, workdir: str) -> dict:
     plot_comparison(rows, os.path.join(workdir, "comparison.png"))
     plot_predictions(images, truth, {k: v[:n_fig] for k, v in preds.items()}, num_classes,
                      cfg.ignore_label, os.path.join(workdir, "predictions.png"))
-    esp_preds = ({k: preds[k] for k in ("espnet", "espnet_nohff")}
-                 if {"espnet", "espnet_nohff"} <= set(preds) else None)
+    internals = None
+    if set(trained) == {"espnet", "espnet_nohff"}:
+        internals = {k: espnet_internals(*trained[k], images, cfg) for k in trained}
     erf = effective_receptive_fields(cfg.gridding.size, inits=cfg.gridding.inits)
-    plot_gridding(erf, esp_preds, images, truth, num_classes,
-                  cfg.ignore_label, os.path.join(workdir, "gridding.png"))
+    gridding = plot_gridding(erf, internals, images, truth, num_classes, cfg.ignore_label,
+                             os.path.join(workdir, "gridding.png"))
     out = {"rows": rows, "class_names": list(class_names), "dataset": cfg.dataset,
            "image_size": cfg.image_size, "num_steps": cfg.num_steps,
            "class_weights": None if weights is None else weights.tolist(),
+           "gridding_high_freq": gridding,
            "batch_size": cfg.batch_size, "wall_seconds": time.perf_counter() - t0,
            "process_cpu_seconds": time.process_time() - cpu0,
            "load_average": os.getloadavg(),
@@ -426,10 +508,12 @@ def transforms_apply(transforms, record):
 
 
 def results_table(rows) -> str:
-    lines = ["| model | mIoU | pixel acc. | params | MACs | inference img/s | train img/s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | mIoU | object IoU | pixel acc. | params | MACs | inference img/s | "
+             "train img/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['miou']:.3f} | {r['pixel_accuracy']:.3f} | "
+        lines.append(f"| {r['model']} | {r['miou']:.3f} | {r['object_iou']:.3f} | "
+                     f"{r['pixel_accuracy']:.3f} | "
                      f"{r['params']:,} | {r['macs'] / 1e6:.2f} M | "
                      f"{r['inference_images_per_sec']:.0f} | {r['train_images_per_sec']:.0f} |")
     return "\n".join(lines)

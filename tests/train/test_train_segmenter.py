@@ -56,7 +56,7 @@ def test_voc_config_under_mock_data(tmp_path):
     assert [r["model"] for r in rows] == ["fcn32s"]
     r = rows[0]
     assert 0.0 <= r["miou"] <= 1.0 and r["params"] > 0 and r["macs"] > 0 and r["steps"] == 2
-    assert len(r["iou"]) == 21
+    assert len(r["iou"]) == 21 and 0.0 <= r["object_iou"] <= 1.0
     assert "| fcn32s |" in (tmp_path / "results.md").read_text()
 
 
@@ -72,3 +72,50 @@ def test_bad_labels_are_rejected():
         check({"image": rec["image"], "semantic": np.zeros((8, 9), np.int32)})
     with pytest.raises(ValueError, match="unknown model"):
         train_segmenter.build_model("fcn4s", segmenter_shapes.get_config(), 7)
+
+
+def test_high_frequency_fraction_is_analytic():
+    i, j = np.meshgrid(np.arange(16), np.arange(12), indexing="ij")
+    checker = ((-1.0) ** (i + j))[None, :, :, None]
+    period4 = np.cos(2 * np.pi * j / 4)[None, :, :, None]
+    smooth = (np.cos(2 * np.pi * i / 16) + np.sin(2 * np.pi * j / 12))[None, :, :, None]
+    assert train_segmenter.high_frequency_fraction(checker + 3.0) == pytest.approx(1.0)
+    assert train_segmenter.high_frequency_fraction(period4) == pytest.approx(1.0)
+    assert train_segmenter.high_frequency_fraction(smooth) == pytest.approx(0.0, abs=1e-12)
+    # Equal power in both: one half.
+    mixed = np.concatenate([checker, smooth / np.sqrt(np.mean(smooth ** 2))], axis=-1)
+    assert train_segmenter.high_frequency_fraction(mixed) == pytest.approx(0.5)
+
+
+def test_gridding_figure_with_trained_espnets(tmp_path):
+    import jax
+
+    cfg = _tiny(segmenter_shapes.get_config("runlocal"), ("espnet", "espnet_nohff"))
+    images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    internals, v = {}, None
+    for name in ("espnet", "espnet_nohff"):
+        model = train_segmenter.build_model(name, cfg, 7)
+        assert model.decoder_kernel == cfg.espnet.decoder_kernel == 4
+        if v is None:  # HFF has no parameters: one set of variables serves both
+            v = model.init(jax.random.PRNGKey(0), np.zeros((1, 16, 16, 3), np.float32),
+                           train=False)
+        internals[name] = train_segmenter.espnet_internals(model, v, images, cfg)
+    got = internals["espnet"]
+    assert got["pred"].shape == got["confidence"].shape == (2, 16, 16)
+    w2 = cfg.espnet.widths[1]  # the dilated branches' channels: (K - 1) * (w2 // K), K = 5
+    assert got["activation"].shape == (2, 4, 4, 4 * (w2 // 5))
+    assert np.all((got["confidence"] > 1 / 7 - 1e-6) & (got["confidence"] <= 1 + 1e-6))
+    erf = train_segmenter.effective_receptive_fields(9, width=5, inits=1)
+    hf = train_segmenter.plot_gridding(erf, internals, images, got["pred"], 7, 255,
+                                       str(tmp_path / "g.png"))
+    assert os.path.getsize(tmp_path / "g.png") > 0
+    assert set(hf) == {"espnet", "espnet_nohff"}
+    assert all(0.0 <= x <= 1.0 for v in hf.values() for x in v.values())
+
+
+def test_object_iou_merges_the_object_classes():
+    cm = np.array([[50, 3, 2], [4, 10, 6], [1, 5, 20]])  # rows: truth, columns: prediction
+    # objects: truth in {1, 2} and prediction in {1, 2}: 10 + 6 + 5 + 20 = 41;
+    # background predicted as object 3 + 2; object predicted as background 4 + 1.
+    assert train_segmenter.object_iou(cm) == pytest.approx(41 / (41 + 5 + 5))
+    assert np.isnan(train_segmenter.object_iou(np.diag([5, 0, 0])))
