@@ -14,6 +14,7 @@ name the parameter). Everything is written under ``--workdir`` (see the config's
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -22,13 +23,18 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Output folder (PNG, report.md, results.json).")
-flags.DEFINE_string("checkpoint_dir", None, "train_classifier.py workdir (or its checkpoints/); "
-                    "overrides config.checkpoint_dir.")
-config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
-                           "inspect_shapes.py"),
-    "Path to an ml_collections config file (optionally ':variant').", lock_config=True)
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
+                              "inspect_shapes.py")
+
+
+def _define_flags():
+    """Command-line flags (defined only when run as a script, so tests can import this)."""
+    flags.DEFINE_string("workdir", None, "Output folder (PNG, report.md, results.json).")
+    flags.DEFINE_string("checkpoint_dir", None, "train_classifier.py workdir (or its "
+                        "checkpoints/); overrides config.checkpoint_dir.")
+    config_flags.DEFINE_config_file(
+        "config", DEFAULT_CONFIG, "Path to an ml_collections config file (optionally "
+        "':variant').", lock_config=True)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -46,10 +52,13 @@ from vai_jax.analysis.layers import LOGITS, check_layers, layer_shapes  # noqa: 
 from vai_jax.analysis.patches import top_patches  # noqa: E402
 from vai_jax.analysis.plain_cnn import PlainCNN  # noqa: E402
 from vai_jax.analysis.probing import probe_layers, probe_table  # noqa: E402
-from vai_jax.analysis.pruning import activation_scores, prune_plain_cnn  # noqa: E402
+from vai_jax.analysis.pruning import (plain_cnn_specs, prune_plain_cnn,  # noqa: E402
+                                      prune_resnet, resnet_inner_widths, resnet_specs,
+                                      spec_activation_scores)
 from vai_jax.analysis.quantization import model_size_bytes, quantise_params  # noqa: E402
 from vai_jax.analysis.receptive_field import layer_receptive_field  # noqa: E402
 from vai_jax.analysis.transfer import restore_by_name  # noqa: E402
+from vai_jax.backbones.resnet import ResNet  # noqa: E402
 from vai_jax.data.shapes import CLASS_NAMES, NUM_CLASSES, ShapesDataset  # noqa: E402
 from vai_jax.losses.classification import softmax_cross_entropy  # noqa: E402
 from vai_jax.train.augment import CIFAR10_MEAN, CIFAR10_STD, make_preprocess  # noqa: E402
@@ -125,13 +134,34 @@ def train(model, variables, data, *, steps, batch_size, lr, weight_decay, crop_p
     return state.variables()
 
 
+@functools.lru_cache(maxsize=None)
+def _predictor(model):
+    """One compiled arg-max predictor per (hashable) model: re-used across accuracy calls."""
+    return jax.jit(lambda v, x: jnp.argmax(model.apply(v, x, train=False)[0], -1))
+
+
 def accuracy(model, variables, x, y, batch_size=250) -> float:
-    run = jax.jit(lambda v, x: jnp.argmax(model.apply(v, x, train=False)[0], -1))
+    run = _predictor(model)
     correct = 0
     for s in range(0, len(x), batch_size):
         pred = np.asarray(run(variables, x[s:s + batch_size]))
         correct += int(np.sum(pred == y[s:s + batch_size]))
     return correct / len(x)
+
+
+def pruning_plan(model):
+    """``(specs, prune(model, variables, ratio, method, stats), widths(model) -> str, what)``
+    for the networks whose widths are fields (PlainCNN: every conv; ResNet: the inner
+    convolutions of every unit), else None."""
+    if isinstance(model, PlainCNN):
+        return (plain_cnn_specs(model), prune_plain_cnn,
+                lambda m: "x".join(map(str, m.widths)), "every conv")
+    if isinstance(model, ResNet) and resnet_specs(model):
+        def widths(m):
+            inner = [w for stage in resnet_inner_widths(m) for unit in stage for w in unit]
+            return f"{sum(inner)} inner ch."
+        return resnet_specs(model), prune_resnet, widths, "the inner convs of every residual unit"
+    return None
 
 
 # -------------------------------------------------------------------------------- sections
@@ -256,43 +286,45 @@ def run(cfg, workdir: str, checkpoint_dir: str | None) -> dict:
                   + "\n\n![probe](probe.png)\n")
 
     # Pruning curve.
-    if isinstance(model, PlainCNN):
+    plan = pruning_plan(model)
+    if plan is not None:
+        specs, prune, widths_of, what = plan
         r = cfg.prune
         x_val = normalise(train_data["image"][-min(1000, cfg.num_train):])
-        stats = activation_scores(model, variables, x_val, layers, train=False)
+        stats = spec_activation_scores(model, variables, x_val, specs, train=False)
         rows_md, curve = [], {}
-        base = ["0", "x".join(map(str, model.widths)), f"{summary.params:,}", f"{summary.macs:,}",
+        base = ["0", widths_of(model), f"{summary.params:,}", f"{summary.macs:,}",
                 f"{100 * out['test_accuracy']:.1f}", f"{100 * out['test_accuracy']:.1f}"]
         rows_md.append(["none"] + base)
-        for method in r.methods:
-            pts = [(summary.params, 100 * out["test_accuracy"])]
-            for ratio in r.ratios:
-                small, sv, _ = prune_plain_cnn(model, variables, ratio, method=method,
-                                               activation_stats=stats)
-                acc0 = accuracy(small, sv, x_test, y_test)
-                sv = train(small, sv, train_data, steps=r.finetune_steps,
-                           batch_size=cfg.train.batch_size, lr=r.finetune_lr,
-                           weight_decay=cfg.train.weight_decay,
-                           crop_padding=cfg.train.crop_padding, seed=cfg.seed + 2,
-                           progress=False, desc="fine-tune")
-                acc1 = accuracy(small, sv, x_test, y_test)
-                s = summarize(small, in_shape, train=False)
-                rows_md.append([method, ratio, "x".join(map(str, small.widths)), f"{s.params:,}",
-                                f"{s.macs:,}", f"{100 * acc0:.1f}", f"{100 * acc1:.1f}"])
-                pts.append((s.params, 100 * acc1))
-                out.setdefault("pruning", []).append(dict(
-                    method=method, ratio=ratio, widths=list(small.widths), params=s.params,
-                    macs=s.macs, accuracy_pruned=acc0, accuracy_finetuned=acc1))
-            curve[f"{method} + fine-tune"] = tuple(zip(*pts))
-        save_line_plot(curve, os.path.join(workdir, "pruning.png"), xlabel="parameters",
+        runs = [(m, q) for m in r.methods for q in r.ratios]
+        for method, ratio in tqdm(runs, desc="prune + fine-tune", disable=not cfg.progress):
+            small, sv, _ = prune(model, variables, ratio, method=method, activation_stats=stats)
+            acc0 = accuracy(small, sv, x_test, y_test)
+            sv = train(small, sv, train_data, steps=r.finetune_steps,
+                       batch_size=cfg.train.batch_size, lr=r.finetune_lr,
+                       weight_decay=cfg.train.weight_decay,
+                       crop_padding=cfg.train.crop_padding, seed=cfg.seed + 2,
+                       progress=False, desc="fine-tune")
+            acc1 = accuracy(small, sv, x_test, y_test)
+            s = summarize(small, in_shape, train=False)
+            rows_md.append([method, ratio, widths_of(small), f"{s.params:,}", f"{s.macs:,}",
+                            f"{100 * acc0:.1f}", f"{100 * acc1:.1f}"])
+            curve.setdefault(f"{method} + fine-tune", [(summary.params,
+                                                        100 * out["test_accuracy"])])
+            curve[f"{method} + fine-tune"].append((s.params, 100 * acc1))
+            out.setdefault("pruning", []).append(dict(
+                method=method, ratio=ratio, widths=widths_of(small), params=s.params,
+                macs=s.macs, accuracy_pruned=acc0, accuracy_finetuned=acc1))
+        save_line_plot({k: tuple(zip(*v)) for k, v in curve.items()},
+                       os.path.join(workdir, "pruning.png"), xlabel="parameters",
                        ylabel="test accuracy (%)", logx=True,
-                       title=f"channel pruning of every conv ({r.finetune_steps} fine-tune steps)")
-        report.append("## Pruning (every conv layer by the same ratio)\n\n" + md_table(
+                       title=f"channel pruning of {what} ({r.finetune_steps} fine-tune steps)")
+        report.append(f"## Pruning ({what}, the same ratio each)\n\n" + md_table(
             ["method", "ratio", "widths", "params", "MACs", "acc. pruned %",
              f"acc. +{r.finetune_steps} steps %"], rows_md) + "\n\n![pruning](pruning.png)\n")
     else:
-        report.append("## Pruning\n\nSkipped: shrinking layers needs a network whose widths are "
-                      "fields (config.model=plain_cnn).\n")
+        report.append(f"## Pruning\n\nSkipped: {type(model).__name__} has no width fields to "
+                      "shrink (PlainCNN and ResNet have).\n")
 
     # Quantisation.
     float_size = model_size_bytes(variables)["total"]
@@ -345,4 +377,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -5,19 +5,20 @@ every tool)::
 
   python experiments/inspect_network.py --workdir /tmp/inspect
 
-On the network trained by the classifier experiment (a ResNet; pruning then needs a PlainCNN
-and is skipped)::
+On the network trained by the classifier experiment (README command 1: CIFAR ResNet-32 on
+32x32 shapes; pruning then removes channels of the inner convolution of every residual unit)::
 
-  python experiments/train_classifier.py --workdir /tmp/shapes_resnet32
-  python experiments/inspect_network.py --workdir /tmp/inspect_r32 \
-      --checkpoint_dir /tmp/shapes_resnet32 --config.model=resnet32_cifar
+  python experiments/train_classifier.py --workdir workdir/classifier
+  python experiments/inspect_network.py --workdir workdir/inspect_r32 \
+      --config=experiments/configs/inspect_shapes.py:classifier --checkpoint_dir workdir/classifier
 
 Writes to ``--workdir``: ``report.md`` (every table), ``results.json``, ``filters.png``,
 ``activation_max.png``, ``patches_<layer>.png``, ``probe.png``, ``pruning.png``,
 ``evidence.png``. Result to expect: see ``MEASURED``.
 
-Variants (``--config=experiments/configs/inspect_shapes.py:<arg>``): ``runlocal`` — tiny sizes,
-a smoke test of seconds.
+Variants (``--config=experiments/configs/inspect_shapes.py:<arg>``): ``classifier`` — the
+classifier experiment's ``resnet32_cifar`` (needs ``--checkpoint_dir``); ``runlocal`` — tiny
+sizes, a smoke test of seconds.
 """
 import ml_collections
 
@@ -64,7 +65,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.evidence_images = 6
     c.progress = True
 
-    if arg == "runlocal":
+    if arg == "classifier":
+        c.model = "resnet32_cifar"
+    elif arg == "runlocal":
         c.image_size = 16
         c.num_train = 256
         c.num_test = 64
@@ -85,5 +88,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.evidence_images = 2
         c.progress = False
     elif arg:
-        raise ValueError(f"unknown config variant {arg!r}; use 'runlocal' or nothing")
+        raise ValueError(f"unknown config variant {arg!r}; use 'classifier', 'runlocal' or nothing")
     return c
