@@ -65,6 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from vai_jax._validation import check_array, is_concrete
 from vai_jax.ops._ieee import div_rn, scale_offset
@@ -299,6 +300,39 @@ def _gather_sum(features, iy, wy, ix, wx, box_indices):
     return out
 
 
+_FWD_CHUNK = 32  # RoIs per forward step of the gather path
+
+
+def _gather_sum_looped(features, iy, wy, ix, wx, box_indices, chunk: int = _FWD_CHUNK):
+    """:func:`_gather_sum` as a loop over chunks of ``chunk`` RoIs (same values).
+
+    The loop is a fusion boundary: when the output feeds a reduction (a loss, the product with
+    a cotangent), XLA:CPU otherwise splits the fused gathers and materialises every one of them
+    (about 20-50x slower on the 2-core CPU); within a step they stay one loop fusion.
+    """
+    k = iy.shape[0]
+    if k <= chunk:
+        return _gather_sum(features, iy, wy, ix, wx, box_indices)
+    n = -(-k // chunk)
+    pad = n * chunk - k
+
+    def split(a):  # zero padding: weight 0, index 0 (in range)
+        if pad:
+            a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
+        return a.reshape((n, chunk) + a.shape[1:])
+
+    parts = tuple(split(a) for a in (iy, wy, ix, wx, box_indices))
+
+    def body(t, out):
+        a = [lax.dynamic_index_in_dim(x, t, 0, keepdims=False) for x in parts]
+        o = _gather_sum(features, a[0], a[1], a[2], a[3], a[4])
+        return lax.dynamic_update_index_in_dim(out, o, t, 0)
+
+    shape = (n, chunk, iy.shape[1], ix.shape[1], features.shape[3])
+    out = lax.fori_loop(0, n, body, jnp.zeros(shape, features.dtype))
+    return out.reshape((n * chunk,) + shape[2:])[:k]
+
+
 def _default_chunk(slots_y: int, slots_x: int) -> int:
     """RoIs per scatter in the backward: about 64 slot pairs per RoI chunk (4 RoIs for
     sampling 2), so the ``chunk * oh * ow * pairs * C`` updates stay in the CPU's L2 cache."""
@@ -372,24 +406,35 @@ def _apply_gather(features, iy, wy, ix, wx, box_indices, chunk=None):
     ``chunk``: RoIs per backward scatter, ``None`` for :func:`_default_chunk`. Forward-mode
     differentiation (``jax.jvp``) of this path is not supported (a ``custom_vjp``).
     """
-    return _gather_sum(features, iy, wy, ix, wx, box_indices)
+    return _gather_sum_looped(features, iy, wy, ix, wx, box_indices)
 
 
 def _apply_gather_fwd(features, iy, wy, ix, wx, box_indices, chunk):
-    out = _gather_sum(features, iy, wy, ix, wx, box_indices)
-    return out, (features, iy, wy, ix, wx, box_indices)
+    # symbolic_zeros=True: the primals arrive as CustomVJPPrimal(value, perturbed), which tells
+    # whether the weights (hence the boxes) need a gradient at all.
+    need_w = wy.perturbed or wx.perturbed
+    features, iy, wy, ix, wx, box_indices = (
+        a.value for a in (features, iy, wy, ix, wx, box_indices)
+    )
+    out = _gather_sum_looped(features, iy, wy, ix, wx, box_indices)
+    marker = jnp.zeros((0,), jnp.int8) if need_w else None  # static flag carried as structure
+    return out, (features, iy, wy, ix, wx, box_indices, marker)
 
 
 def _apply_gather_bwd(chunk, res, g):
-    features, iy, wy, ix, wx, box_indices = res
+    features, iy, wy, ix, wx, box_indices, marker = res
+    if isinstance(g, SymbolicZero):
+        g = jnp.zeros(g.shape, g.dtype)
     if chunk is None:
         chunk = _default_chunk(iy.shape[-1], ix.shape[-1])
     gf = _gather_sum_transpose(g, iy, wy, ix, wx, box_indices, features.shape, chunk)
-    gwy, gwx = _gather_sum_weight_grads(features, g, iy, wy, ix, wx, box_indices)
+    gwy = gwx = None
+    if marker is not None:  # the weights' cotangents cost as much as a forward pass: only on demand
+        gwy, gwx = _gather_sum_weight_grads(features, g, iy, wy, ix, wx, box_indices)
     return gf, None, gwy, None, gwx, None
 
 
-_apply_gather.defvjp(_apply_gather_fwd, _apply_gather_bwd)
+_apply_gather.defvjp(_apply_gather_fwd, _apply_gather_bwd, symbolic_zeros=True)
 
 
 def _check_sampling(sampling_ratio, max_sampling) -> tuple[int, int | None]:
