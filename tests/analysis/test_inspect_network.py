@@ -28,7 +28,7 @@ def test_inspect_classifier_checkpoint(tmp_path):
     cfg.layers = ("stage1", "stage3")
     cfg.quant.bits = (4, 2)
     cfg.prune.ratios = (0.5,)
-    cfg.prune.methods = ("l1", "nonzero")
+    cfg.prune.methods = ("nonzero",)  # activation statistics after the branch ReLU
     work = tmp_path / "inspect"
     out = inspect_network.run(cfg, str(work), str(tmp_path / "classifier"))
 
@@ -48,7 +48,7 @@ def test_inspect_classifier_checkpoint(tmp_path):
     assert out["receptive_fields"]["stage1"] == 15
     assert out["receptive_fields"]["stage3"] > out["receptive_fields"]["stage1"]
     # Pruning half of every unit's inner channels: 9 units of (16, 32, 64) -> half of 336.
-    assert [p["method"] for p in out["pruning"]] == ["l1", "nonzero"]
+    assert [p["method"] for p in out["pruning"]] == ["nonzero"]
     for p in out["pruning"]:
         assert p["widths"] == "168 inner ch."
         assert p["params"] < out["params"] and p["macs"] < out["macs"]
