@@ -49,9 +49,9 @@ empty bins give 0). The bins of one RoI differ in size by at most one cell, so e
 scan over the offsets ``(dy, dx)`` of its largest bin, gathering one ``[oh, ow, C]`` slab per
 step and keeping the running maximum -- the work of torchvision's loops, no temporary larger
 than a chunk of outputs. RoIs are sorted by step count and scanned a chunk at a time (a
-``while_loop`` per chunk, as long as the chunk's largest RoI). Under ``jax.grad`` the scan also
-keeps the argmax (first maximal element in row-major order, torchvision's strict ``>``) and the
-backward is one scatter-add there (a custom VJP). The previous formulation, a 2-D sparse table
+``while_loop`` per chunk, as long as the chunk's largest RoI). Under ``jax.grad`` a second scan
+finds the argmax (the first maximal element in row-major order, torchvision's strict ``>``) and
+the backward scatter-adds the cotangents there (a custom VJP). The previous formulation, a 2-D sparse table
 of maxima (``floor(log2 H + 1) * floor(log2 W + 1)`` copies of the features) with four gathers
 per bin, was several times slower than torchvision on the CPU (``experiments/bench_ops.py``).
 """
@@ -725,7 +725,8 @@ def _pool_scan(features, ys, ye, xs, xe, box_indices, chunk: int, with_arg: bool
 
     Every RoI visits the offsets ``(dy, dx)`` of its largest bin, one per step, gathering
     ``[oh, ow, C]`` values; its bins are within one cell of each other in size, so the work is
-    about that of torchvision's loops. A chunk runs as many steps as its largest RoI needs, and
+    about that of torchvision's loops (twice with ``with_arg``: a second scan finds the first
+    element equal to the maximum). A chunk runs as many steps as its largest RoI needs, and
     sorting the RoIs by their step count keeps the chunks balanced.
     """
     nb, h, w, c = features.shape
@@ -761,13 +762,27 @@ def _pool_scan(features, ys, ye, xs, xe, box_indices, chunk: int, with_arg: bool
                    + jnp.minimum(xx, w - 1)[:, None, :])  # [R, oh, ow], inside the map
             v = flat.at[pos].get(mode="promise_in_bounds")  # [R, oh, ow, C]
             better = valid[..., None] & (v > m)  # strict: ties keep the first, NaN is skipped
-            if not with_arg:
-                return i + 1, jnp.where(better, v, m), a
-            return i + 1, jnp.where(better, v, m), jnp.where(better, i, a)  # the step, not the position
+            return i + 1, jnp.where(better, v, m), a
+
+        # Second pass for the argmax: the first step whose value equals the maximum. Measured
+        # faster than tracking it in the first pass (two selects on the running maximum make
+        # XLA copy it every step).
+        def first_max(state):
+            i, a = state
+            yy = y0 + (i // nwc)[:, None]
+            xx = x0 + (i % nwc)[:, None]
+            valid = (yy < y1)[:, :, None] & (xx < x1)[:, None, :] & (i < nsc)[:, None, None]
+            pos = (bc[:, None, None] + jnp.minimum(yy, h - 1)[:, :, None] * w
+                   + jnp.minimum(xx, w - 1)[:, None, :])
+            v = flat.at[pos].get(mode="promise_in_bounds")
+            hit = valid[..., None] & (a < 0) & (v == m) & (m > lowest)
+            return i + 1, jnp.where(hit, i, a)
 
         m0 = jnp.full((chunk, oh, ow, c), lowest)
         a0 = jnp.full((chunk, oh, ow, c) if with_arg else (), -1, jnp.int32)
         _, m, a = lax.while_loop(lambda st: st[0] < jnp.max(nsc), step, (jnp.int32(0), m0, a0))
+        if with_arg:
+            _, a = lax.while_loop(lambda st: st[0] < jnp.max(nsc), first_max, (jnp.int32(0), a0))
         out, arg = carry
         out = lax.dynamic_update_index_in_dim(out, m, t, 0)
         if with_arg:
