@@ -8,11 +8,25 @@ warm-up/compile) and writes JSON. RoIAlign variants measured:
 
 * ``gather-separable`` - vai_jax.ops.roi_align for ``sampling_ratio > 0``: per-axis (index,
   weight) slots, fused gathers summed over row-slot x column-slot pairs (also batched, and for
-  adaptive sampling with a static ``max_sampling``);
+  adaptive sampling with a static ``max_sampling``). Its backward (custom VJP) is a loop over
+  chunks of RoIs, one scatter-add of all slot pairs per chunk; ``chunk=N`` rows vary the chunk
+  size (default 4 for sampling 2), ``autodiff`` is plain XLA autodiff of the gathers (16
+  scatter-adds of ``[K, oh, ow, C]``, the previous default);
 * ``gather-4corner`` - the usual JAX port: 4 corner gathers per explicit sample, materialised;
 * ``dense-separable`` - closed-form per-RoI interpolation matrices and two matrix products (the
   image chosen by a one-hot factor for flat boxes; no factor in the batched form); the default
   for exact adaptive sampling.
+
+RoIPool variants: ``scan`` (default) - RoIs sorted by bin size, ``chunk`` at a time, a loop over
+bin offsets keeping the running max (when differentiated a second scan finds the argmax and the
+backward scatter-adds there); ``sparse-table`` - the previous default, a 2-D sparse table of
+maxima (``floor(log2 H + 1) * floor(log2 W + 1)`` copies of the features) and four gathers per
+bin, autodiff backward.
+
+``fwd`` rows time the op alone (output materialised); ``fwd+bwd`` rows time
+``jax.value_and_grad`` of ``sum(op(features) * cotangent)`` with the cotangent an argument, and
+torchvision's ``(op(x) * ct).sum().backward()``. All rows are timed in interleaved rounds in one
+process; the CPU is shared, so compare rows of one run only.
 
 ``--frcnn`` also times one training step of torchvision's Faster R-CNN (MobileNetV3-FPN, 2
 images of 320x320, random weights) to put the RoI ops' cost in context.
@@ -21,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import time
@@ -28,10 +43,34 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from vai_jax.ops import nms as vnms
 from vai_jax.ops import roi_align, roi_align_batched, roi_pool
-from vai_jax.ops.roi import _align_weights, _apply_separable
+from vai_jax.ops.roi import (
+    _align_weights,
+    _apply_gather,
+    _apply_separable,
+    _axis_samples,
+    _gather_sum,
+    _pool_bounds,
+    _roi_pool_impl,
+)
+
+
+def _interleaved_median_ms(cases, repeats):
+    """``{name: fn}`` -> ``{name: median ms}``. Every case is warmed up (compiled) once, then
+    timed once per round for ``repeats`` rounds, so that all rows (JAX and torchvision) see the
+    same machine load -- the CPU is shared, compare rows of one run only."""
+    for fn in tqdm(cases.values(), desc="compile/warm-up", leave=False):
+        fn()
+    times = {name: [] for name in cases}
+    for _ in tqdm(range(repeats), desc="rounds", leave=False):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def _median_ms(fn, repeats):
@@ -86,6 +125,39 @@ def gather_roi_align(features, boxes, box_indices, output_size, spatial_scale, s
     return out.reshape(k, oh, s, ow, s, c).mean(axis=(2, 4))
 
 
+def sparse_table_roi_pool(features, boxes, box_indices, output_size, spatial_scale):
+    """The previous vai_jax.ops.roi_pool (exact, autodiff backward): per-bin maxima from a 2-D
+    sparse table of maxima over power-of-two windows, four gathers per bin."""
+    nb, h, w, _ = features.shape
+    oh, ow = output_size
+    neg = jnp.asarray(-jnp.inf, features.dtype)
+
+    def shift(x, d, axis):
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (0, d)
+        return jax.lax.slice_in_dim(jnp.pad(x, pad, constant_values=neg), d, d + x.shape[axis], axis=axis)
+
+    cols = [features]
+    for j in range(1, int(math.log2(w)) + 1):
+        cols.append(jnp.maximum(cols[-1], shift(cols[-1], 2 ** (j - 1), 2)))
+    rows = [jnp.stack(cols)]  # [nw, B, H, W, C]
+    for i in range(1, int(math.log2(h)) + 1):
+        rows.append(jnp.maximum(rows[-1], shift(rows[-1], 2 ** (i - 1), 2)))
+    table = jnp.stack(rows)  # [nh, nw, B, H, W, C]
+    ys, ye = _pool_bounds(boxes[:, 1], boxes[:, 3], oh, h, spatial_scale)
+    xs, xe = _pool_bounds(boxes[:, 0], boxes[:, 2], ow, w, spatial_scale)
+    empty = (ye <= ys)[:, :, None] | (xe <= xs)[:, None, :]
+    log2 = lambda n: (31 - jax.lax.clz(n.astype(jnp.int32))).astype(jnp.int32)
+    lh, lw = log2(jnp.maximum(ye - ys, 1)), log2(jnp.maximum(xe - xs, 1))
+    y_hi, x_hi = jnp.maximum(ye - (1 << lh), 0), jnp.maximum(xe - (1 << lw), 0)
+    b = jnp.clip(box_indices, 0, nb - 1)[:, None, None]
+    yy = (jnp.minimum(ys, h - 1), jnp.minimum(y_hi, h - 1))
+    xx = (jnp.minimum(xs, w - 1), jnp.minimum(x_hi, w - 1))
+    vals = [table[lh[:, :, None], lw[:, None, :], b, y[:, :, None], x[:, None, :]] for y in yy for x in xx]
+    m = jnp.maximum(jnp.maximum(vals[0], vals[1]), jnp.maximum(vals[2], vals[3]))
+    return jnp.where(empty[..., None], jnp.zeros((), features.dtype), m)
+
+
 def make_case(seed=0, b=2, h=50, w=68, c=256, k=512, stride=16):
     rng = np.random.default_rng(seed)
     feats = rng.standard_normal((b, h, w, c), dtype=np.float32)
@@ -97,14 +169,15 @@ def make_case(seed=0, b=2, h=50, w=68, c=256, k=512, stride=16):
     return feats, boxes, idx
 
 
-def bench_jax(repeats):
+def jax_cases():
+    """``{row name: zero-argument callable}`` for the JAX rows (each blocks until done)."""
     feats, boxes, idx = make_case()
     f, bx, bi = jnp.asarray(feats), jnp.asarray(boxes), jnp.asarray(idx)
     os_, scale, sr = (7, 7), 1 / 16, 2
     rows = {}
 
     def fb(fn):
-        loss = lambda f_: jnp.sum(fn(f_) * ct)
+        loss = lambda f_, ct_: jnp.sum(fn(f_) * ct_)
         return jax.jit(jax.value_and_grad(loss))
 
     ct = jnp.asarray(np.random.default_rng(1).standard_normal((512, 7, 7, 256), dtype=np.float32))
@@ -112,9 +185,18 @@ def bench_jax(repeats):
         wy, wx = _align_weights(bx, 7, 7, 50, 68, scale, sampling, False)
         return _apply_separable(f_, wy, wx, bi)
 
+    iy, wy = _axis_samples(bx[:, 1], bx[:, 3], 7, 50, sr, False, scale, sr)
+    ix, wx = _axis_samples(bx[:, 0], bx[:, 2], 7, 68, sr, False, scale, sr)
+
     variants = {
-        "gather-separable (default, S>0)": lambda f_: roi_align(
+        "gather-separable (default, S>0; custom VJP chunk=4)": lambda f_: roi_align(
             f_, bx, bi, os_, spatial_scale=scale, sampling_ratio=sr, aligned=False
+        ),
+        "gather-separable, autodiff backward (16 scatters)": lambda f_: _gather_sum(f_, iy, wy, ix, wx, bi),
+        "gather-separable, custom VJP chunk=1": lambda f_: _apply_gather(f_, iy, wy, ix, wx, bi, 1),
+        "gather-separable, custom VJP chunk=16": lambda f_: _apply_gather(f_, iy, wy, ix, wx, bi, 16),
+        "gather-separable, custom VJP chunk=512 (one scatter)": lambda f_: _apply_gather(
+            f_, iy, wy, ix, wx, bi, 512
         ),
         "gather-4corner": lambda f_: gather_roi_align(f_, bx, bi, os_, scale, sr, False),
         "dense-separable": lambda f_: dense(f_, sr),
@@ -134,16 +216,23 @@ def bench_jax(repeats):
     for name, fn in variants.items():
         fwd = jax.jit(fn)
         grad = fb(fn)
-        rows[f"roi_align[{name}] fwd"] = _median_ms(lambda: _block(fwd(f)), repeats)
-        rows[f"roi_align[{name}] fwd+bwd"] = _median_ms(lambda: _block(grad(f)), repeats)
-    pool = jax.jit(lambda f_: roi_pool(f_, bx, bi, os_, spatial_scale=scale))
-    rows["roi_pool fwd"] = _median_ms(lambda: _block(pool(f)), repeats)
-    pool_g = fb(lambda f_: roi_pool(f_, bx, bi, os_, spatial_scale=scale))
-    rows["roi_pool fwd+bwd"] = _median_ms(lambda: _block(pool_g(f)), repeats)
+        rows[f"roi_align[{name}] fwd"] = lambda fwd=fwd: _block(fwd(f))
+        rows[f"roi_align[{name}] fwd+bwd"] = lambda grad=grad: _block(grad(f, ct))
+    pools = {
+        "scan chunk=8 (default)": lambda f_: roi_pool(f_, bx, bi, os_, spatial_scale=scale),
+        "scan chunk=1": lambda f_: _roi_pool_impl(f_, bx, bi, 7, 7, scale, 1),
+        "scan chunk=32": lambda f_: _roi_pool_impl(f_, bx, bi, 7, 7, scale, 32),
+        "sparse-table (previous)": lambda f_: sparse_table_roi_pool(f_, bx, bi, os_, scale),
+    }
+    for name, fn in pools.items():
+        fwd = jax.jit(fn)
+        grad = fb(fn)
+        rows[f"roi_pool[{name}] fwd"] = lambda fwd=fwd: _block(fwd(f))
+        rows[f"roi_pool[{name}] fwd+bwd"] = lambda grad=grad: _block(grad(f, ct))
     for n in (1000, 2000, 5000):
         nb, ns = nms_case(n)
         fn = jax.jit(lambda b_, s_: vnms(b_, s_, 0.7, max_outputs=1000))
-        rows[f"nms N={n} (thr 0.7, max 1000)"] = _median_ms(lambda: _block(fn(nb, ns)), repeats)
+        rows[f"nms N={n} (thr 0.7, max 1000)"] = lambda fn=fn, nb=nb, ns=ns: _block(fn(nb, ns))
     return rows
 
 
@@ -155,7 +244,8 @@ def nms_case(n, seed=0):
     return boxes, rng.random(n).astype(np.float32)
 
 
-def bench_torch(repeats):
+def torch_cases():
+    """``{row name: zero-argument callable}`` for torchvision's compiled CPU kernels."""
     import torch
     import torchvision
 
@@ -163,29 +253,27 @@ def bench_torch(repeats):
     f = torch.from_numpy(feats).permute(0, 3, 1, 2).contiguous()
     rois = torch.from_numpy(np.concatenate([idx[:, None].astype(np.float32), boxes], 1))
     ct = torch.from_numpy(np.random.default_rng(1).standard_normal((512, 256, 7, 7), dtype=np.float32))
-    rows = {}
-    with torch.no_grad():
-        rows["roi_align[torchvision] fwd"] = _median_ms(
-            lambda: torchvision.ops.roi_align(f, rois, (7, 7), 1 / 16, 2, False), repeats
-        )
-        rows["roi_pool[torchvision] fwd"] = _median_ms(
-            lambda: torchvision.ops.roi_pool(f, rois, (7, 7), 1 / 16), repeats
-        )
+    align = lambda x: torchvision.ops.roi_align(x, rois, (7, 7), 1 / 16, 2, False)
+    pool = lambda x: torchvision.ops.roi_pool(x, rois, (7, 7), 1 / 16)
+
+    def fwd(op):
+        with torch.no_grad():
+            op(f)
 
     def fwd_bwd(op):
         fg = f.clone().requires_grad_(True)
         (op(fg) * ct).sum().backward()
 
-    rows["roi_align[torchvision] fwd+bwd"] = _median_ms(
-        lambda: fwd_bwd(lambda x: torchvision.ops.roi_align(x, rois, (7, 7), 1 / 16, 2, False)), repeats
-    )
-    rows["roi_pool[torchvision] fwd+bwd"] = _median_ms(
-        lambda: fwd_bwd(lambda x: torchvision.ops.roi_pool(x, rois, (7, 7), 1 / 16)), repeats
-    )
+    rows = {
+        "roi_align[torchvision] fwd": lambda: fwd(align),
+        "roi_align[torchvision] fwd+bwd": lambda: fwd_bwd(align),
+        "roi_pool[torchvision] fwd": lambda: fwd(pool),
+        "roi_pool[torchvision] fwd+bwd": lambda: fwd_bwd(pool),
+    }
     for n in (1000, 2000, 5000):
         nb, ns = nms_case(n)
         tb, ts = torch.from_numpy(nb), torch.from_numpy(ns)
-        rows[f"nms[torchvision] N={n}"] = _median_ms(lambda: torchvision.ops.nms(tb, ts, 0.7)[:1000], repeats)
+        rows[f"nms[torchvision] N={n}"] = lambda tb=tb, ts=ts: torchvision.ops.nms(tb, ts, 0.7)[:1000]
     return rows
 
 
@@ -215,22 +303,37 @@ def bench_frcnn_step(repeats):
     return {"faster_rcnn_mobilenet_v3_320_fpn train step (2 imgs)": _median_ms(step, repeats)}
 
 
+def _torchvision_version():
+    try:
+        import torchvision
+
+        return torchvision.__version__
+    except Exception:  # noqa: BLE001 - absent or broken install
+        return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="experiments/bench_ops.json")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frcnn", action="store_true")
     args = parser.parse_args()
-    rows = bench_jax(args.repeats)
+    cases = jax_cases()
     try:
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-        rows.update(bench_torch(args.repeats))
-        if args.frcnn:
-            rows.update(bench_frcnn_step(args.repeats))
+        cases.update(torch_cases())
     except Exception as e:  # torchvision missing or its kernels unavailable
         print(f"torchvision not measured: {type(e).__name__}: {e}")
+    load_before = os.getloadavg()
+    rows = _interleaved_median_ms(cases, args.repeats)
+    load_after = os.getloadavg()
+    if args.frcnn:
+        try:
+            rows.update(bench_frcnn_step(args.repeats))
+        except Exception as e:
+            print(f"Faster R-CNN step not measured: {type(e).__name__}: {e}")
     print(f"{'case':60s} {'ms':>10s}")
     for k, v in rows.items():
         print(f"{k:60s} {v:10.1f}")
@@ -239,6 +342,10 @@ def main():
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "jax": jax.__version__,
+        "torchvision": _torchvision_version(),
+        "loadavg_1_5_15_before": load_before,
+        "loadavg_1_5_15_after": load_after,
+        "timing": f"median of {args.repeats} interleaved rounds (all rows timed once per round)",
         "case": "features 2x50x68x256 f32, 512 boxes, 7x7, sampling 2, scale 1/16, aligned=False",
     }
     with open(args.out, "w") as fh:
