@@ -50,7 +50,7 @@ from vai_jax.data.sources import load_source  # noqa: E402
 from vai_jax.data.transforms import ResizeAndPad  # noqa: E402
 from vai_jax.detection import RCNN, FastRCNN, FasterRCNN, RoIStage, mask_rcnn  # noqa: E402
 from vai_jax.detection.inputs import detection_preprocess, sanitize_targets  # noqa: E402
-from vai_jax.detection.proposals import sliding_window_proposals  # noqa: E402
+from vai_jax.detection.proposals import proposal_recall, sliding_window_proposals  # noqa: E402
 from vai_jax.eval.coco_eval import coco_ap, detections_to_coco, ground_truth_from_records  # noqa: E402
 from vai_jax.losses.detection import detection_loss  # noqa: E402
 from vai_jax.ops.masks import paste_masks  # noqa: E402
@@ -68,7 +68,8 @@ TITLES = {"rcnn": "R-CNN", "fast_rcnn": "Fast R-CNN", "faster_rcnn": "Faster R-C
 # ---------------------------------------------------------------------------------- models
 def make_backbone(cfg):
     return vai_jax.create_model("resnet18", num_classes=0, stage_sizes=tuple(cfg.backbone_stage_sizes),
-                                widths=tuple(cfg.backbone_widths), stem_width=cfg.stem_width)
+                                widths=tuple(cfg.backbone_widths), stem_width=cfg.stem_width,
+                                stage_strides=tuple(cfg.backbone_stage_strides))
 
 
 def make_roi_stage(cfg, **kw):
@@ -236,6 +237,15 @@ def evaluate(cfg, name, state, val_ds, gt, indices, proposals=None, batch_size=5
     metrics = {"box": coco_ap(gt, res, iou_type="bbox", image_ids=ids)}
     if masks is not None:
         metrics["mask"] = coco_ap(gt, res, iou_type="segm", image_ids=ids)
+    if isinstance(val_ds, ShapesDataset):  # how many objects the first stage can find at all
+        g = val_ds.get_batch(indices)
+        if "proposals" in out:
+            p, pv = out["proposals"], out["proposal_valid"]
+        else:
+            p = np.broadcast_to(proposals, (len(ids),) + proposals.shape)
+            pv = np.ones(p.shape[:2], bool)
+        metrics["proposal_recall"] = proposal_recall(p, pv, g["boxes"], g["valid"])
+        metrics["detection_recall"] = proposal_recall(out["boxes"], out["valid"], g["boxes"], g["valid"])
     return metrics, sec_per_image, out
 
 
@@ -270,15 +280,18 @@ def save_detections(cfg, name, val_ds, out, indices, path):
 
 # ------------------------------------------------------------------------------- reporting
 def write_table(rows, workdir):
-    head = ("| model | box AP | AP50 | AP75 | mask AP | train img/s | infer img/s | ms / image | "
-            "CNN passes / image | params |\n|---|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| model | box AP | AP50 | AP75 | mask AP | proposal recall@0.7 | train img/s | infer img/s | "
+            "ms / image | CNN passes / image | params | steps | eval images |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
         mask = f"{100 * r['mask']['AP']:.1f}" if "mask" in r else "-"
+        rec = f"{100 * r['proposal_recall']['recall@0.7']:.1f}" if "proposal_recall" in r else "-"
         lines.append(f"| {TITLES[r['model']]} | {100 * r['box']['AP']:.1f} | {100 * r['box']['AP50']:.1f} | "
-                     f"{100 * r['box']['AP75']:.1f} | {mask} | {r['train_images_per_sec']:.1f} | "
+                     f"{100 * r['box']['AP75']:.1f} | {mask} | {rec} | {r['train_images_per_sec']:.1f} | "
                      f"{r['infer_images_per_sec']:.1f} | {1000 * r['seconds_per_image']:.1f} | "
-                     f"{r['cnn_passes_per_image']} | {r['num_params']:,} |")
+                     f"{r['cnn_passes_per_image']:,} | {r['num_params']:,} | {r['num_steps']:,} | "
+                     f"{r['num_eval_images']} |")
     md = head + "\n".join(lines) + "\n"
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(md)
@@ -299,10 +312,8 @@ def write_table(rows, workdir):
     return md
 
 
-def main(argv):
-    del argv
-    cfg = FLAGS.config
-    workdir = FLAGS.workdir or "/tmp/train_detector"
+def run(cfg, workdir: str) -> list[dict]:
+    """Train and evaluate every model of ``cfg.models``; write results.{json,md}, PNGs; return the rows."""
     os.makedirs(workdir, exist_ok=True)
     for m in cfg.models:
         if m not in MODELS:
@@ -330,7 +341,7 @@ def main(argv):
                                                           + (cfg.num_steps - n1) / result.images_per_sec
                                                           * cfg.batch_size)
             rep = {k: rep[k] + rep1[k] for k in rep}
-            indices = list(range(min(len(val_ds), max(cfg.rcnn_eval_batch_size * 10, 20))))
+            indices = list(range(min(len(val_ds), cfg.num_val, cfg.rcnn_num_val)))  # slow by design
             ebs = cfg.rcnn_eval_batch_size
         else:
             model = make_model(cfg, name)
@@ -338,7 +349,7 @@ def main(argv):
                                                         seed_offset=i)
             train_ips = result.images_per_sec
             indices = list(range(min(len(val_ds), cfg.num_val)))
-            ebs = cfg.eval_batch_size
+            ebs = cfg.window_eval_batch_size if name == "fast_rcnn" else cfg.eval_batch_size  # 3,068 RoIs each
         metrics, spi, out = evaluate(cfg, name, result.state, val_ds, gt, indices, props, ebs)
         save_detections(cfg, name, val_ds, out, indices, os.path.join(workdir, f"detections_{name}.png"))
         row = {"model": name, **metrics, "train_images_per_sec": float(train_ips),
@@ -356,6 +367,12 @@ def main(argv):
             json.dump({"rows": rows, "config": cfg.to_dict(), "devices": str(jax.devices())}, f, indent=1,
                       default=str)
     print(md)
+    return rows
+
+
+def main(argv):
+    del argv
+    run(FLAGS.config, FLAGS.workdir or "/tmp/train_detector")
 
 
 if __name__ == "__main__":

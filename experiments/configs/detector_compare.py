@@ -15,4 +15,6 @@ _BASE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = _BASE["get_config"](arg)
     c.models = ("rcnn", "fast_rcnn", "faster_rcnn", "mask_rcnn")
+    if arg != "runlocal":
+        c.num_steps = 1000          # the same budget for all four (R-CNN: 500 fine-tuning + 500 SVM steps)
     return c

@@ -28,8 +28,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.num_train = 20000
     c.num_val = 500
     c.max_objects = 6               # padding size; more objects -> reported (on_overflow="drop")
-    c.backbone_stage_sizes = (1, 1)  # ResNet-18 units, first two stages only: stride 8
+    c.backbone_stage_sizes = (1, 1)  # ResNet-18 units, first two stages only
     c.backbone_widths = (16, 32)
+    c.backbone_stage_strides = (1, 1)  # stage2 kept at stride 4: a 16x16 map (see the docstring)
     c.stem_width = 16
     c.feature = "stage2"
     c.fpn_features = 0              # > 0 with c.fpn_feature_names: Faster R-CNN + FPN
@@ -49,17 +50,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.score_threshold = 0.05
     # Fast R-CNN / R-CNN proposals: dense sliding windows (selective search stand-in).
     c.window_stride = 4
-    c.window_sizes = (8.0, 16.0, 24.0, 32.0)
+    c.window_sizes = (8.0, 12.0, 16.0, 24.0)  # the shapes objects are 6-26 px (median 15)
     c.window_ratios = (0.5, 1.0, 2.0)
     c.rcnn_crop_size = 32
     c.rcnn_finetune_fraction = 0.5  # share of R-CNN steps for stage 1 (CNN fine-tuning)
     c.batch_size = 16
-    c.num_steps = 1500
-    c.lr = 2e-3
+    c.num_steps = 2500
+    c.lr = 5e-3
     c.warmup_steps = 100
     c.weight_decay = 1e-4
     c.eval_batch_size = 50
     c.rcnn_eval_batch_size = 2
+    c.window_eval_batch_size = 10    # Fast R-CNN: every image brings all its sliding windows
+    c.rcnn_num_val = 50            # R-CNN is evaluated on the first 50 validation images only
     c.log_every = 50
     c.seed = 0
     c.progress = True
@@ -71,7 +74,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.stem_width = 8
         c.hidden = 16
         c.mask_features, c.mask_convs = 8, 1
-        c.eval_batch_size = 8
+        c.eval_batch_size = c.window_eval_batch_size = 8
         c.batch_size = 8
         c.num_figure_images = 4
     elif arg:

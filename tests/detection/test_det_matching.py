@@ -126,3 +126,29 @@ def test_balanced_sample_is_random_and_uniform_enough():
     np.add.at(counts, np.asarray(idx)[np.asarray(ok)], 1)
     # each entry is picked with probability 2/10 -> 80 of 400 draws
     assert np.all(np.abs(counts - 80) < 30)
+
+
+def test_proposal_recall_matches_numpy_with_padding():
+    from vai_jax.detection.proposals import proposal_recall
+
+    rng = np.random.default_rng(3)
+    props = np.stack([_random_boxes(rng, 12) for _ in range(3)])
+    pvalid = rng.uniform(size=(3, 12)) < 0.7
+    gt = np.stack([_random_boxes(rng, 4) for _ in range(3)])
+    gvalid = np.array([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], bool)
+    gt[1, 3] = props[1, np.argmax(pvalid[1])]  # one box found exactly by a valid proposal
+    out = proposal_recall(props, pvalid, gt, gvalid, thresholds=(0.3, 0.5, 0.99))
+    best = []
+    for b in range(3):
+        for m in np.nonzero(gvalid[b])[0]:
+            ious = [_iou_np(props[b, p:p + 1], gt[b, m:m + 1])[0, 0] for p in np.nonzero(pvalid[b])[0]]
+            best.append(max(ious, default=0.0))
+    best = np.array(best)
+    for t in (0.3, 0.5, 0.99):
+        np.testing.assert_allclose(out[f"recall@{t:g}"], np.mean(best >= t), atol=1e-6)
+    np.testing.assert_allclose(out["mean_best_iou"], best.mean(), atol=1e-5)
+    assert out["recall@0.99"] >= 1 / len(best)
+    none = proposal_recall(props, pvalid, gt, np.zeros_like(gvalid))
+    assert none["recall@0.5"] == 0.0
+    with pytest.raises(ValueError, match="gt_boxes"):
+        proposal_recall(props, pvalid, gt[0], gvalid[0])

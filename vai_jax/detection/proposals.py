@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vai_jax.ops.anchors import level_anchors
-from vai_jax.ops.boxes import clip_boxes, decode_boxes, valid_box_mask
+from vai_jax.ops.boxes import box_iou, clip_boxes, decode_boxes, valid_box_mask
 from vai_jax.ops.nms import batched_nms
 
 
@@ -78,3 +78,30 @@ def decode_proposals(anchors, logits, deltas, *, image_size: Sequence[int], pre_
         return (jnp.where(good[:, None], boxes[k], 0.0), jnp.where(good, jax.nn.sigmoid(sc[k]), 0.0), good)
 
     return jax.vmap(one)(logits, deltas)
+
+
+def proposal_recall(proposals, proposal_valid, gt_boxes, gt_valid, *,
+                    thresholds: Sequence[float] = (0.5, 0.7)) -> dict:
+    """Share of ground-truth boxes covered by a proposal with IoU >= each threshold.
+
+    Args:
+      proposals ``[B, P, 4]`` xyxy input pixels, proposal_valid ``[B, P]`` bool; gt_boxes
+      ``[B, M, 4]`` (same frame), gt_valid ``[B, M]`` bool (padding False).
+
+    Returns:
+      ``{"recall@0.5": float, ...}`` over all valid ground-truth boxes of the batch (0 when
+      there are none), and ``"mean_best_iou"`` (mean over them of the best proposal IoU).
+    """
+    p = jnp.asarray(proposals, jnp.float32)
+    g = jnp.asarray(gt_boxes, jnp.float32)
+    if p.ndim != 3 or p.shape[-1] != 4 or g.ndim != 3 or g.shape[-1] != 4 or p.shape[0] != g.shape[0]:
+        raise ValueError(f"proposals must be [B, P, 4] and gt_boxes [B, M, 4] with the same B; got "
+                         f"{tuple(p.shape)} and {tuple(g.shape)}")
+    iou = jax.vmap(box_iou)(p, g)  # [B, P, M]
+    iou = jnp.where(jnp.asarray(proposal_valid, bool)[:, :, None], iou, 0.0)
+    best = jnp.max(iou, axis=1) if p.shape[1] else jnp.zeros(g.shape[:2])
+    gv = jnp.asarray(gt_valid, bool)
+    n = jnp.maximum(jnp.sum(gv), 1)
+    out = {f"recall@{t:g}": float(jnp.sum(gv & (best >= t)) / n) for t in thresholds}
+    out["mean_best_iou"] = float(jnp.sum(jnp.where(gv, best, 0.0)) / n)
+    return out
