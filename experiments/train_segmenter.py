@@ -426,12 +426,17 @@ def plot_gridding(erf, internals, images, truth, num_classes, ignore_label, path
                 ax.set_xticks([]), ax.set_yticks([])
                 if i == 0:
                     ax.set_title(title, fontsize=8)
+        verdict = lambda i, what: (
+            f"{what}: {hf['espnet_nohff'][i]:.1%} without vs {hf['espnet'][i]:.1%} with HFF ("
+            + ("no more gridding power without HFF"
+               if hf["espnet_nohff"][i] < 1.25 * hf["espnet"][i] + 0.005
+               else f"{hf['espnet_nohff'][i] / max(hf['espnet'][i], 1e-9):.1f}x without HFF")
+            + ")")
         bottom.suptitle(
-            "Trained ESPNet (bilinear-initialised kernel-4 decoder), same budget, without vs "
-            "with HFF. Power at periods 2-4 px: confidence "
-            f"{hf['espnet_nohff'][0]:.1%} vs {hf['espnet'][0]:.1%}, dilated branches of the "
-            "last stride-4 ESP block "
-            f"{hf['espnet_nohff'][1]:.1%} vs {hf['espnet'][1]:.1%}", fontsize=10)
+            "Trained ESPNets (bilinear-initialised kernel-4 decoder), same budget. Power at "
+            "periods of 2-4 px (gridding), "
+            f"{verdict(0, 'output confidence')};\n"
+            f"{verdict(1, 'dilated branches of the last stride-4 ESP block')}", fontsize=9)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return None if internals is None else {
