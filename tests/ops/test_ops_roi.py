@@ -255,11 +255,14 @@ def test_gather_backward_is_transposed_sampling_matrices(chunk):
 
 
 def test_gather_path_has_no_forward_mode():
-    """Documented: the gather path is a custom VJP, so forward-mode autodiff raises."""
+    """Documented: the gather path and roi_pool are custom VJPs, so forward-mode autodiff raises."""
     f = jnp.asarray(_features(32))
     fn = lambda x: roi_align(x, np.array([[0.5, 0.5, 4.0, 3.0]], np.float32), np.array([0]), 2, sampling_ratio=2)
     with pytest.raises(TypeError, match="custom_vjp"):
         jax.jvp(fn, (f,), (f,))
+    pool = lambda x: roi_pool(x, np.array([[0.5, 0.5, 4.0, 3.0]], np.float32), np.array([0]), 2)
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(pool, (f,), (f,))
 
 
 @pytest.mark.parametrize("aligned,sampling", [(True, -1), (False, 2), (True, 3)])
