@@ -426,12 +426,13 @@ def plot_gridding(erf, internals, images, truth, num_classes, ignore_label, path
                 ax.set_xticks([]), ax.set_yticks([])
                 if i == 0:
                     ax.set_title(title, fontsize=8)
-        verdict = lambda i, what: (
-            f"{what}: {hf['espnet_nohff'][i]:.1%} without vs {hf['espnet'][i]:.1%} with HFF ("
-            + ("no more gridding power without HFF"
-               if hf["espnet_nohff"][i] < 1.25 * hf["espnet"][i] + 0.005
-               else f"{hf['espnet_nohff'][i] / max(hf['espnet'][i], 1e-9):.1f}x without HFF")
-            + ")")
+        def verdict(i, what):  # a ratio under 1.5 is not called gridding
+            ratio = hf["espnet_nohff"][i] / max(hf["espnet"][i], 1e-9)
+            return (f"{what}: {hf['espnet_nohff'][i]:.1%} without vs {hf['espnet'][i]:.1%} "
+                    f"with HFF (x{ratio:.2f}: "
+                    + ("clearly more gridding without HFF)" if ratio >= 1.5
+                       else "no clear gridding difference)"))
+
         bottom.suptitle(
             "Trained ESPNets (bilinear-initialised kernel-4 decoder), same budget. Power at "
             "periods of 2-4 px (gridding), "
