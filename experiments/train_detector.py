@@ -83,7 +83,8 @@ def make_model(cfg, name, rcnn_stage="svm"):
     """One explicit table of the four detectors (no string registry)."""
     if name == "rcnn":
         return RCNN(cnn=make_backbone(cfg), feature_name=cfg.feature, num_classes=cfg.num_classes,
-                    crop_size=cfg.rcnn_crop_size, stage=rcnn_stage, num_samples=cfg.roi_num_samples,
+                    crop_size=cfg.rcnn_crop_size,
+                    descriptor_grid=cfg.rcnn_descriptor_grid, stage=rcnn_stage, num_samples=cfg.roi_num_samples,
                     positive_fraction=cfg.roi_positive_fraction, score_threshold=cfg.score_threshold,
                     max_detections=cfg.max_detections)
     if name == "fast_rcnn":

@@ -87,6 +87,16 @@ def test_loss_ignores_padded_objects(trained, batch):
     assert abs(float(m2["loss"]) - float(m0["loss"])) > 1e-4
 
 
+def test_mask_branch_runs_on_the_foreground_slots_only(trained, batch):
+    model, state, _ = trained
+    x = detection_preprocess({k: jnp.asarray(v) for k, v in batch.items()}, jax.random.PRNGKey(2), train=True)
+    out = model.apply(jax.device_get(state.variables()), x, train=True)
+    f = int(16 * 0.25)  # _stage(): num_samples 16, positive_fraction 0.25
+    assert out["mask_logits"].shape[:2] == (B, f) and out["mask_targets"].shape[:2] == (B, f)
+    labels = np.asarray(out["roi_labels"])
+    assert (labels[:, :f] > 0).any() and not (labels[:, f:] > 0).any()  # no foreground left out
+
+
 def test_images_without_objects_give_finite_loss(trained, batch):
     _, state, step = trained
     b = {k: v.copy() for k, v in batch.items()}
@@ -149,9 +159,29 @@ def test_fast_rcnn_and_rcnn_shapes(batch):
     assert _abstract(fast, x, train=False)["boxes"].shape == (2, 8, 4)
     for stage, key in (("finetune", "cls_logits"), ("svm", "svm_scores")):
         rcnn = RCNN(cnn=TinyBackbone(), feature_name="stage3", num_classes=6, crop_size=16, stage=stage,
-                    num_samples=8, max_detections=5)
+                    descriptor_grid=2, num_samples=8, max_detections=5)
         assert _abstract(rcnn, x, train=True)[key].shape == (2, 8, 7)
     assert _abstract(rcnn, x, train=False)["scores"].shape == (2, 5)
+
+
+def test_rcnn_descriptor_is_the_block_pooled_map_and_checks_the_grid(batch):
+    from vai_jax.ops.roi import roi_align_batched
+
+    props = sliding_window_proposals((SIZE, SIZE), stride=16, sizes=(12.0,), aspect_ratios=(1.0,))
+    images = jnp.asarray(batch["image"][:2], jnp.float32) / 255.0
+    rois = jnp.broadcast_to(props, (2,) + props.shape)
+    rcnn = RCNN(cnn=TinyBackbone(), feature_name="stage2", num_classes=6, crop_size=16, descriptor_grid=2)
+    x = {"image": images, "proposals": rois, "proposal_valid": jnp.ones(rois.shape[:2], bool)}
+    variables = rcnn.init(jax.random.PRNGKey(0), x, train=False)
+    got = np.asarray(rcnn.apply(variables, images, rois, train=False, method=RCNN.region_features))
+    crops = roi_align_batched(images, rois, 16, sampling_ratio=2, aligned=True).reshape((-1, 16, 16, 3))
+    _, feats = TinyBackbone().apply({"params": variables["params"]["cnn"]}, crops, train=False)
+    f = np.asarray(feats["stage2"], np.float64)  # [B*R, 4, 4, 8]
+    want = np.stack([f[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean((1, 2)) for i in range(2) for j in range(2)], 1)
+    np.testing.assert_allclose(got, want.reshape(2, len(props), 2 * 2 * 8), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="descriptor_grid"):
+        RCNN(cnn=TinyBackbone(), feature_name="stage2", num_classes=6, crop_size=16, descriptor_grid=3).init(
+            jax.random.PRNGKey(0), x, train=False)
 
 
 def test_sliding_windows_are_inside_the_image():

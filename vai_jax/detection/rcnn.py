@@ -35,6 +35,10 @@ class RCNN(nn.Module):
         pooled to the region descriptor.
       num_classes: foreground classes ``C``.
       crop_size: warped region side in pixels (227 in the paper).
+      descriptor_grid: the region descriptor is ``feature_name`` average-pooled to a ``g x g``
+        grid and flattened (``g*g*C``, position-sensitive like the paper's pool5/fc7). A global
+        average (``g = 1``) throws away where the object sits in the window: the SVMs then
+        cannot tell a centred window from a shifted one (measured: box AP50 6.0 at 1,000 steps).
       stage: ``"finetune"`` or ``"svm"`` (see the module docstring).
       num_samples, positive_fraction: regions per image when training (128, 25% in the paper).
       score_threshold, nms_threshold, max_detections: inference (SVM scores through a sigmoid).
@@ -50,6 +54,7 @@ class RCNN(nn.Module):
     feature_name: str
     num_classes: int
     crop_size: int = 32
+    descriptor_grid: int = 4
     stage: str = "svm"
     num_samples: int = 128
     positive_fraction: float = 0.25
@@ -64,7 +69,15 @@ class RCNN(nn.Module):
                                   aligned=True)
         crops = crops.reshape((b * r,) + crops.shape[2:])
         _, feats = self.cnn(crops, train=train)
-        return jnp.mean(feats[self.feature_name], axis=(1, 2)).reshape(b, r, -1)
+        f = feats[self.feature_name]
+        h, w, c = f.shape[1:]
+        g = self.descriptor_grid
+        if h % g or w % g:
+            raise ValueError(f"descriptor_grid={g} must divide the {self.feature_name!r} map of a "
+                             f"{self.crop_size}px crop; got {h}x{w}")
+        # pool5-like: average over (h/g x w/g) blocks, flattened -> position-sensitive [g*g*C].
+        f = f.reshape(b * r, g, h // g, g, w // g, c).mean(axis=(2, 4))
+        return f.reshape(b, r, g * g * c)
 
     @nn.compact
     def __call__(self, inputs: dict, *, train: bool):

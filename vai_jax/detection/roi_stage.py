@@ -64,8 +64,9 @@ class RoIStage(nn.Module):
       with ``boxes [B, M, 4]``, ``classes [B, M]``, ``valid [B, M]`` (+ ``masks [B, M, H, W]``)
       when ``train``; rng: key for sampling when ``train``.
       Returns (train) ``cls_logits [B, S, C+1]``, ``box_deltas [B, S, C+1, 4]``, ``roi_labels``,
-      ``roi_weights``, ``roi_box_targets``, ``rois`` (+ ``mask_logits [B, S, 28, 28, C+1]``,
-      ``mask_targets [B, S, 28, 28]``); (eval) detections ``boxes [B, D, 4]``, ``scores``,
+      ``roi_weights``, ``roi_box_targets``, ``rois`` (+ ``mask_logits [B, F, 28, 28, C+1]``,
+      ``mask_targets [B, F, 28, 28]`` for the first ``F = int(num_samples * positive_fraction)``
+      sampled RoIs: the foreground slots, so background RoIs never run the mask head); (eval) detections ``boxes [B, D, 4]``, ``scores``,
       ``classes`` (0..C-1), ``valid`` (+ ``masks [B, D, 28, 28]`` probabilities in box frame).
     """
 
@@ -116,11 +117,15 @@ class RoIStage(nn.Module):
                    "roi_weights": t["valid"].astype(jnp.float32), "roi_box_targets": t["box_targets"],
                    "rois": t["rois"]}
             if mask_head is not None:
-                pooled = self._pool(features, strides, t["rois"], self.mask_pool_size)
+                # Foreground RoIs only (as torchvision): the sampler puts them in the first
+                # int(num_samples * positive_fraction) slots, so the others are never run.
+                p = max(1, min(int(self.num_samples * self.positive_fraction), t["rois"].shape[1]))
+                rois_fg = t["rois"][:, :p]
+                pooled = self._pool(features, strides, rois_fg, self.mask_pool_size)
                 out["mask_logits"] = mask_head(pooled, train=train)
                 s = out["mask_logits"].shape[2]
                 out["mask_targets"] = jax.vmap(lambda m, i, r: mask_targets(m, i, r, s))(
-                    targets["masks"], t["matched"], t["rois"])
+                    targets["masks"], t["matched"][:, :p], rois_fg)
             return out
         cls, deltas = box_head(self._pool(features, strides, proposals, self.pool_size), train=train)
         dets = detect(cls, deltas, proposals, proposal_valid, image_size=image_size,

@@ -106,7 +106,8 @@ def detection_loss(outputs: dict, batch=None, *, rpn_beta: float = 1.0 / 9.0, ro
     RPN objectness BCE over sampled anchors + RPN smooth L1 (beta 1/9) over positive anchors
     divided by the sampled count; RoI softmax cross-entropy (``cls_logits``) or R-CNN's
     one-vs-rest hinge (``svm_scores``) over sampled RoIs; class-specific smooth L1 (beta 1) over
-    foreground RoIs divided by the sampled count (``box_deltas``); mask BCE over foreground RoIs. ``batch`` is unused (targets were computed inside the model).
+    foreground RoIs divided by the sampled count (``box_deltas``); mask BCE over foreground RoIs
+    (``mask_logits`` may cover only the first ``F`` RoI slots, where the sampler puts them). ``batch`` is unused (targets were computed inside the model).
 
     Returns ``[B]`` float32.
     """
@@ -131,8 +132,9 @@ def detection_loss(outputs: dict, batch=None, *, rpn_beta: float = 1.0 / 9.0, ro
         total = total + box_regression_loss(class_specific(outputs["box_deltas"], labels),
                                             outputs["roi_box_targets"], fg, beta=roi_beta,
                                             normalizer=jnp.sum(w, -1))
-    if "mask_logits" in outputs:
-        fg = outputs["roi_weights"] * (outputs["roi_labels"] > 0)
-        total = total + mask_weight * mask_loss(outputs["mask_logits"], outputs["roi_labels"],
-                                                outputs["mask_targets"], fg)
+    if "mask_logits" in outputs:  # on the first F sampled RoIs (the foreground slots)
+        f = outputs["mask_logits"].shape[1]
+        labels = outputs["roi_labels"][:, :f]
+        fg = outputs["roi_weights"][:, :f] * (labels > 0)
+        total = total + mask_weight * mask_loss(outputs["mask_logits"], labels, outputs["mask_targets"], fg)
     return total
