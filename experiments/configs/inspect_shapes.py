@@ -25,14 +25,7 @@ import ml_collections
 # Measured with the defaults on the project's idle 2-core CPU (no GPU), 2026-11-21: 2 min 33 s
 # wall for the whole command (150 s inside run(), 242 s CPU); the same numbers as on a loaded
 # machine (1109 s wall at load ~20): the run is deterministic.
-MEASURED = 
-':classifier' on the main job's checkpoint (README command 1, fresh clone; 6 min 53 s wall idle):
-ResNet-32 463,894 params, 68.9 M MACs, test top-1 99.7%. Linear probes (trained) stem 37.2,
-stage1 58.5, stage2 89.1, stage3 99.7%. Pruning the inner conv of every unit (L1) + 100 steps:
-25% -> 348,414 params 98.8%; 50% -> 232,934, 97.8%; 75% -> 117,454, 92.4% (non-zero-rate
-scores 99.2 / 92.0 / 60.4%). k-means: 8-bit 506,292 B 99.5%; 4-bit 251,048 B 99.3%; 3-bit
-97.0%; 2-bit 35.8%.
-"""
+MEASURED = """
 PlainCNN 16-16-32-32-64-64, 72,694 params, 9.88 M MACs: test top-1 98.6% (1000 images).
 Receptive fields (px): conv1..conv6 = 3, 5, 10, 14, 24, 32.
 Linear probes, test %:     conv1 conv2 conv3 conv4 conv5 conv6
@@ -43,6 +36,12 @@ Pruning every conv (L1), then 100 fine-tune steps: 25% -> 41,130 params, 5.64 M 
   / 19.8%). Straight after pruning (no fine-tuning) every ratio is at 17-29%.
 k-means weight sharing (no fine-tuning): float32 292,568 B 98.6%; 8-bit 81,608 B 98.6%;
   4-bit 40,176 B 98.9%; 3-bit 30,922 B 88.3%; 2-bit 21,780 B 35.0%; 1-bit 12,694 B 19.3%.
+':classifier' on the main job's checkpoint (README command 1, fresh clone; 6 min 53 s wall idle):
+ResNet-32 463,894 params, 68.9 M MACs, test top-1 99.7%. Linear probes (trained) stem 37.2,
+stage1 58.5, stage2 89.1, stage3 99.7%. Pruning the inner conv of every unit (L1) + 100 steps:
+25% -> 348,414 params 98.8%; 50% -> 232,934, 97.8%; 75% -> 117,454, 92.4% (non-zero-rate
+scores 99.2 / 92.0 / 60.4%). k-means: 8-bit 506,292 B 99.5%; 4-bit 251,048 B 99.3%; 3-bit
+97.0%; 2-bit 35.8%.
 """
 
 
