@@ -45,7 +45,7 @@ from vai_jax.analysis import count_params  # noqa: E402
 from vai_jax.data.coco_export import to_coco  # noqa: E402
 from vai_jax.data.pipeline import make_loader  # noqa: E402
 from vai_jax.data.coco import CocoSource  # noqa: E402
-from vai_jax.data.shapes import CLASS_NAMES, NUM_CLASSES, ShapesDataset  # noqa: E402
+from vai_jax.data.shapes import CLASS_NAMES, ShapesDataset  # noqa: E402
 from vai_jax.data.sources import load_source  # noqa: E402
 from vai_jax.data.transforms import ResizeAndPad  # noqa: E402
 from vai_jax.detection import RCNN, FastRCNN, FasterRCNN, RoIStage, mask_rcnn  # noqa: E402
