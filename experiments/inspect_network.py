@@ -53,7 +53,7 @@ from vai_jax.analysis.patches import top_patches  # noqa: E402
 from vai_jax.analysis.plain_cnn import PlainCNN  # noqa: E402
 from vai_jax.analysis.probing import probe_layers, probe_table  # noqa: E402
 from vai_jax.analysis.pruning import (plain_cnn_specs, prune_plain_cnn,  # noqa: E402
-                                      prune_resnet, resnet_inner_widths, resnet_specs,
+                                      prune_resnet, resnet_specs,
                                       spec_activation_scores)
 from vai_jax.analysis.quantization import model_size_bytes, quantise_params  # noqa: E402
 from vai_jax.analysis.receptive_field import layer_receptive_field  # noqa: E402
@@ -158,7 +158,7 @@ def pruning_plan(model):
                 lambda m: "x".join(map(str, m.widths)), "every conv")
     if isinstance(model, ResNet) and resnet_specs(model):
         def widths(m):
-            inner = [w for stage in resnet_inner_widths(m) for unit in stage for w in unit]
+            inner = [w for stage in m.unit_inner_widths() for unit in stage for w in unit]
             return f"{sum(inner)} inner ch."
         return resnet_specs(model), prune_resnet, widths, "the inner convs of every residual unit"
     return None

@@ -118,14 +118,14 @@ def _resnet(block, order):
 @pytest.mark.parametrize("block,order", [("basic", "original"), ("bottleneck", "original"),
                                          ("basic", "full_preact")])
 def test_resnet_inner_pruning_shrinks_and_is_exact(block, order):
-    from vai_jax.analysis.pruning import prune_resnet, resnet_inner_widths, resnet_specs
+    from vai_jax.analysis.pruning import prune_resnet, resnet_specs
     model, v = _resnet(block, order)
     specs = resnet_specs(model)
     n_inner = 1 if block == "basic" else 2
     assert len(specs) == 3 * n_inner  # 2 + 1 units
-    before = resnet_inner_widths(model)
+    before = model.unit_inner_widths()
     small, sv, kept = prune_resnet(model, v, 0.5, method="l2")
-    after = resnet_inner_widths(small)
+    after = small.unit_inner_widths()
     for s_before, s_after in zip(before, after):
         for u_before, u_after in zip(s_before, s_after):
             assert u_after == tuple(c - c // 2 for c in u_before)

@@ -287,21 +287,6 @@ def prune_plain_cnn(model, variables: dict, ratios: Mapping[str, float] | float,
     return model.clone(widths=widths), variables, kept
 
 
-def resnet_inner_widths(model) -> tuple[tuple[tuple[int, ...], ...], ...]:
-    """The inner widths of every unit of a ResNet (its ``inner_widths`` or the defaults)."""
-    if model.inner_widths is not None:
-        return tuple(tuple(tuple(int(w) for w in u) for u in s) for s in model.inner_widths)
-    out = []
-    for i, n in enumerate(model.stage_sizes):
-        if model.block_cls.expansion == 1:
-            unit = (int(model.widths[i]),)
-        else:
-            w = int(model.widths[i] * model.base_width / 64) * model.groups
-            unit = (w, w)
-        out.append((unit,) * n)
-    return tuple(out)
-
-
 def prune_resnet(model, variables: dict, ratios: Mapping[str, float] | float, *,
                  method: str = "l1", activation_stats: Mapping | None = None):
     """:func:`prune_specs` on the inner convolutions of a
@@ -317,7 +302,7 @@ def prune_resnet(model, variables: dict, ratios: Mapping[str, float] | float, *,
                          "tie their channels to the groups)")
     variables, kept = prune_specs(variables, specs, ratios, method=method,
                                   activation_stats=activation_stats)
-    inner = [[list(u) for u in s] for s in resnet_inner_widths(model)]
+    inner = [[list(u) for u in s] for s in model.unit_inner_widths()]
     for name, keep in kept.items():
         stage, block, conv = name.split("/")
         inner[int(stage[5:]) - 1][int(block[5:]) - 1][int(conv[4:]) - 1] = len(keep)

@@ -89,16 +89,26 @@ class ResNet(nn.Module):
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
 
-    def _unit_inner(self, stage: int, unit: int):
-        """``inner_widths`` of unit ``unit`` of stage ``stage`` (0-based), or None."""
-        if self.inner_widths is None:
-            return None
-        ok = len(self.inner_widths) == len(self.stage_sizes) and all(
-            len(s) == n for s, n in zip(self.inner_widths, self.stage_sizes))
-        if not ok:
-            raise ValueError(f"inner_widths must hold one entry per unit of each stage "
-                             f"(stage_sizes={tuple(self.stage_sizes)}); got {self.inner_widths!r}")
-        return tuple(self.inner_widths[stage][unit])
+    def unit_inner_widths(self) -> tuple[tuple[tuple[int, ...], ...], ...]:
+        """Per stage, per unit, the unit's inner widths: ``inner_widths`` if set (validated
+        against ``stage_sizes``), else the defaults (``widths[i]`` for basic units,
+        ``int(widths[i] · base_width / 64) · groups`` twice for bottlenecks)."""
+        if self.inner_widths is not None:
+            ok = len(self.inner_widths) == len(self.stage_sizes) and all(
+                len(s) == n for s, n in zip(self.inner_widths, self.stage_sizes))
+            if not ok:
+                raise ValueError(f"inner_widths must hold one entry per unit of each stage "
+                                 f"(stage_sizes={tuple(self.stage_sizes)}); got "
+                                 f"{self.inner_widths!r}")
+            return tuple(tuple(tuple(u) for u in s) for s in self.inner_widths)
+        out = []
+        for w, n in zip(self.widths, self.stage_sizes):
+            if self.block_cls.expansion == 1:
+                unit = (int(w),)
+            else:
+                unit = (int(w * self.base_width / 64) * self.groups,) * 2
+            out.append((unit,) * n)
+        return tuple(out)
 
     def _strides(self):
         if self.stage_strides is not None:
@@ -133,6 +143,7 @@ class ResNet(nn.Module):
                       se_reduction=self.se_reduction, zero_init_last=self.zero_init_last,
                       dtype=self.dtype, param_dtype=self.param_dtype,
                       bn_axis_name=self.bn_axis_name)
+        inner = self.unit_inner_widths()
         features = {}
         x = x.astype(self.dtype)
         x = ConvBNAct(self.stem_width, self.stem_kernel, strides=self.stem_stride,
@@ -143,13 +154,10 @@ class ResNet(nn.Module):
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         for i, (n, s) in enumerate(zip(self.stage_sizes, self._strides())):
             out = info[i + 1].channels
-            extra = {}
-            if bottleneck:
-                extra = dict(width=int(self.widths[i] * self.base_width / 64) * self.groups,
-                             groups=self.groups)
+            extra = dict(groups=self.groups) if bottleneck else {}
             blocks = tuple(
                 functools.partial(self.block_cls, features=out, strides=s if j == 0 else 1,
-                                  inner_widths=self._unit_inner(i, j), **extra, **common)
+                                  inner_widths=inner[i][j], **extra, **common)
                 for j in range(n))
             x = Stage(blocks, name=f"stage{i + 1}")(x, train=train)
             if i == len(self.stage_sizes) - 1 and self.unit_order in PREACT_ORDERS:
