@@ -47,15 +47,14 @@ from tqdm import tqdm
 
 from vai_jax.ops import nms as vnms
 from vai_jax.ops import roi_align, roi_align_batched, roi_pool
-from vai_jax.ops.roi import (
+from vai_jax.ops.roi_align import (
     _align_weights,
     _apply_gather,
     _apply_separable,
     _axis_samples,
     _gather_sum,
-    _pool_bounds,
-    _roi_pool_impl,
 )
+from vai_jax.ops.roi_pool import _pool_bounds, _roi_pool_impl
 
 
 def _interleaved_median_ms(cases, repeats):

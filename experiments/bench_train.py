@@ -32,7 +32,7 @@ def main(argv):
     import numpy as np
 
     import vai_jax
-    from vai_jax.losses.classification import softmax_cross_entropy
+    from vai_jax.classification.losses import softmax_cross_entropy
     from vai_jax.train import parallel
     from vai_jax.train.augment import make_preprocess
     from vai_jax.train.optim import make_optimizer

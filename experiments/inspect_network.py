@@ -60,7 +60,7 @@ from vai_jax.analysis.receptive_field import layer_receptive_field  # noqa: E402
 from vai_jax.analysis.transfer import restore_by_name  # noqa: E402
 from vai_jax.backbones.resnet import ResNet  # noqa: E402
 from vai_jax.data.shapes import CLASS_NAMES, NUM_CLASSES, ShapesDataset  # noqa: E402
-from vai_jax.losses.classification import softmax_cross_entropy  # noqa: E402
+from vai_jax.classification.losses import softmax_cross_entropy  # noqa: E402
 from vai_jax.train.augment import CIFAR10_MEAN, CIFAR10_STD, make_preprocess  # noqa: E402
 from vai_jax.train.checkpoint import restore_params  # noqa: E402
 from vai_jax.train.state import TrainState  # noqa: E402

@@ -10,7 +10,7 @@ R-CNN and Mask R-CNN trained with the library's training system and evaluated wi
 Data: ``ShapesDataset("detection")`` through ``make_loader`` (padding to ``max_objects``; more
 objects are dropped *and counted*, reported in results.json), targets checked on the host by
 ``vai_jax.detection.inputs.sanitize_targets``. Training: ``TrainState``, ``make_train_step``
-with ``vai_jax.losses.detection.detection_loss``, ``data_parallel`` over all devices and
+with ``vai_jax.detection.losses.detection_loss``, ``data_parallel`` over all devices and
 ``fit`` (tqdm bar, images/s). Writes to ``--workdir``: ``results.json``, ``results.md`` (the
 comparison table), ``comparison.png`` and ``detections_<model>.png``.
 """
@@ -51,9 +51,9 @@ from vai_jax.data.transforms import ResizeAndPad  # noqa: E402
 from vai_jax.detection import RCNN, FastRCNN, FasterRCNN, RoIStage, mask_rcnn  # noqa: E402
 from vai_jax.detection.inputs import detection_preprocess, sanitize_targets  # noqa: E402
 from vai_jax.detection.proposals import proposal_recall, sliding_window_proposals  # noqa: E402
-from vai_jax.eval.coco_eval import coco_ap, detections_to_coco, ground_truth_from_records  # noqa: E402
-from vai_jax.losses.detection import detection_loss  # noqa: E402
-from vai_jax.ops.masks import paste_masks  # noqa: E402
+from vai_jax.detection.coco_eval import coco_ap, detections_to_coco, ground_truth_from_records  # noqa: E402
+from vai_jax.detection.losses import detection_loss  # noqa: E402
+from vai_jax.detection.postprocess import paste_masks  # noqa: E402
 from vai_jax.train import parallel  # noqa: E402
 from vai_jax.train.loop import fit  # noqa: E402
 from vai_jax.train.optim import make_optimizer, make_schedule  # noqa: E402

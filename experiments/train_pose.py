@@ -45,12 +45,12 @@ from tqdm.auto import tqdm  # noqa: E402
 import vai_jax  # noqa: E402
 from vai_jax.analysis import count_params  # noqa: E402
 from vai_jax.data.shapes import NUM_KEYPOINTS, ShapesDataset  # noqa: E402
-from vai_jax.eval import pose as pose_eval  # noqa: E402
-from vai_jax.heads import pose as heads  # noqa: E402
-from vai_jax.losses import pose as losses  # noqa: E402
+from vai_jax.pose import metrics as pose_eval  # noqa: E402
+from vai_jax.pose import heads as heads  # noqa: E402
+from vai_jax.pose import losses as losses  # noqa: E402
 from vai_jax.ops import coords as frame  # noqa: E402
 from vai_jax.ops import keypoints as kpo  # noqa: E402
-from vai_jax.ops import paf  # noqa: E402
+from vai_jax.pose import paf  # noqa: E402
 from vai_jax.train import parallel  # noqa: E402
 from vai_jax.train.loop import fit  # noqa: E402
 from vai_jax.train.optim import make_optimizer, make_schedule  # noqa: E402

@@ -62,10 +62,10 @@ from vai_jax.data.pipeline import make_loader  # noqa: E402
 from vai_jax.data.sources import ArraySource  # noqa: E402
 from vai_jax.data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES  # noqa: E402
 from vai_jax.data.shapes import ShapesDataset  # noqa: E402
-from vai_jax.eval.segmentation import ConfusionMatrix, confusion_matrix  # noqa: E402
-from vai_jax.heads.segmentation import (DeepLabHead, EncoderDecoder, ESPNet, FCNHead,  # noqa: E402
-                                        Segmenter)
-from vai_jax.losses.segmentation import (check_segmentation_labels,  # noqa: E402
+from vai_jax.segmentation.metrics import ConfusionMatrix, confusion_matrix  # noqa: E402
+from vai_jax.segmentation.heads import DeepLabHead, FCNHead  # noqa: E402
+from vai_jax.segmentation.models import EncoderDecoder, ESPNet, Segmenter  # noqa: E402
+from vai_jax.segmentation.losses import (check_segmentation_labels,  # noqa: E402
                                          inverse_frequency_weights, pixel_cross_entropy)
 from vai_jax.nn.dilated import ESPBlock  # noqa: E402
 from vai_jax.train import parallel  # noqa: E402

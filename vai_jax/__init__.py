@@ -2,8 +2,16 @@
 
 Models are Flax Linen modules (pure ``init``/``apply`` functions of their variables); ops are pure
 ``jax.numpy`` functions usable under ``jit``, ``vmap`` and ``grad``.
+
+Every subpackage is reachable from here (``vai_jax.ops``, ``vai_jax.detection``, …); each is
+imported on first use, so ``import vai_jax`` itself stays fast.
 """
+import importlib
+
 __version__ = "0.1.0"
+
+SUBPACKAGES = ("analysis", "backbones", "classification", "data", "detection", "nn", "ops",
+               "pose", "segmentation", "train", "viz")
 
 
 def create_model(name, **kwargs):
@@ -20,4 +28,16 @@ def list_models():
     return _list()
 
 
-__all__ = ["create_model", "list_models", "__version__"]
+def __getattr__(name):
+    if name in SUBPACKAGES:
+        module = importlib.import_module(f"vai_jax.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'vai_jax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(SUBPACKAGES))
+
+
+__all__ = ["create_model", "list_models", "__version__", *SUBPACKAGES]

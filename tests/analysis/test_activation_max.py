@@ -3,7 +3,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from analysis_testing import random_variables
+from tests.analysis.analysis_testing import random_variables
 
 from vai_jax.analysis.activation_max import (AscentConfig, gaussian_blur, maximise_activation,
                                              to_display, unit_objective)

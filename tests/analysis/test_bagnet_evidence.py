@@ -2,7 +2,7 @@
 import jax
 import numpy as np
 import pytest
-from analysis_testing import random_variables
+from tests.analysis.analysis_testing import random_variables
 
 from vai_jax.analysis.bagnet_evidence import class_maps, evidence_maps
 from vai_jax.analysis.plain_cnn import PlainCNN

@@ -1,7 +1,7 @@
 """First-layer filter extraction, display normalisation and the image-grid writers."""
 import numpy as np
 import pytest
-from analysis_testing import random_variables
+from tests.analysis.analysis_testing import random_variables
 
 from vai_jax.analysis.filters import conv_kernels, filter_images, first_layer_kernel
 from vai_jax.analysis.plain_cnn import PlainCNN

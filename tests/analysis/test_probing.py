@@ -2,7 +2,7 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from analysis_testing import random_variables
+from tests.analysis.analysis_testing import random_variables
 
 from vai_jax.analysis.plain_cnn import PlainCNN
 from vai_jax.analysis.probing import (extract_features, pool_grid, pool_to_length, probe_layers,

@@ -1,7 +1,7 @@
 """k-means weight sharing: codebook sizes, distinct values, k-means optimality, bytes."""
 import numpy as np
 import pytest
-from analysis_testing import random_variables
+from tests.analysis.analysis_testing import random_variables
 
 from vai_jax.analysis.plain_cnn import PlainCNN
 from vai_jax.analysis.quantization import kmeans_1d, model_size_bytes, quantise_params

@@ -2,7 +2,7 @@
 import flax.linen as nn
 import numpy as np
 import pytest
-from analysis_testing import random_variables
+from tests.analysis.analysis_testing import random_variables
 
 from vai_jax.analysis.patches import crop_field, top_patches
 from vai_jax.analysis.receptive_field import ReceptiveField

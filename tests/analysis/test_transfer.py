@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from analysis_testing import random_variables
+from tests.analysis.analysis_testing import random_variables
 
 from vai_jax.analysis.plain_cnn import PlainCNN
 from vai_jax.analysis.transfer import (count_by_label, freeze, matches, restore_by_name,

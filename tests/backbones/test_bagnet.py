@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import vai_jax
-from zoo_checks import assert_forward_backward, n_params
+from tests.backbones.zoo_checks import assert_forward_backward, n_params
 
 
 def bagnet_count(num_3x3, classes=1000):

@@ -5,7 +5,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones import densenet
-from zoo_checks import assert_forward_backward, n_params, torchvision_count
+from tests.backbones.zoo_checks import assert_forward_backward, n_params, torchvision_count
 
 TORCHVISION = {"densenet121": 7_978_856, "densenet161": 28_681_000,
                "densenet169": 14_149_480, "densenet201": 20_013_928}

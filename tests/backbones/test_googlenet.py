@@ -8,7 +8,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones.googlenet import INCEPTION_V1_TABLE, GoogLeNet
-from zoo_checks import tree_size as n_params, abstract_init, random_variables, import_torchvision  # noqa: E402
+from tests.backbones.zoo_checks import tree_size as n_params, abstract_init, random_variables, import_torchvision  # noqa: E402
 
 
 # Table 1 (Szegedy et al. 2015): input channels and the "params" column in K.

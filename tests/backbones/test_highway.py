@@ -6,7 +6,7 @@ import numpy as np
 
 import vai_jax
 from vai_jax.backbones.highway import HighwayMLP
-from zoo_checks import assert_forward_backward, n_params
+from tests.backbones.zoo_checks import assert_forward_backward, n_params
 
 
 def highway_conv_count(widths, layers, classes, k=3):

@@ -8,7 +8,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones.inception_v4 import Block35, InceptionResNetV2, InceptionV4
-from zoo_checks import tree_size as n_params  # noqa: E402
+from tests.backbones.zoo_checks import tree_size as n_params  # noqa: E402
 
 
 def abstract(model, hw, *, train=False, b=1):

@@ -8,7 +8,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones.mobilenet import MOBILENET_V1_BLOCKS, MobileNetV1
-from zoo_checks import tree_size as n_params, abstract_init, random_variables  # noqa: E402
+from tests.backbones.zoo_checks import tree_size as n_params, abstract_init, random_variables  # noqa: E402
 
 
 def conv_dense_macs(model, hw):

@@ -8,7 +8,7 @@ import pytest
 import vai_jax
 from vai_jax.backbones import resnet
 from vai_jax.nn.residual import UNIT_ORDERS
-from zoo_checks import check_features, assert_forward_backward, import_torchvision, n_params
+from tests.backbones.zoo_checks import check_features, assert_forward_backward, import_torchvision, n_params
 
 
 # torchvision 0.28 parameter counts (num_classes=1000); se_resnet50 as in the SENet paper's

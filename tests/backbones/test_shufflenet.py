@@ -8,7 +8,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones.shufflenet import ShuffleNetV1
-from zoo_checks import tree_size as n_params, abstract_init, random_variables  # noqa: E402
+from tests.backbones.zoo_checks import tree_size as n_params, abstract_init, random_variables  # noqa: E402
 
 # Table 1 (Zhang et al. 2018): stage 2-4 output channels and complexity (MFLOPs = mult-adds).
 TABLE1 = {1: ((144, 288, 576), 143), 2: ((200, 400, 800), 140), 3: ((240, 480, 960), 137),

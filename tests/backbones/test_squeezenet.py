@@ -7,7 +7,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones.squeezenet import FIRES
-from zoo_checks import tree_size as n_params, abstract_init, random_variables  # noqa: E402
+from tests.backbones.zoo_checks import tree_size as n_params, abstract_init, random_variables  # noqa: E402
 
 
 TORCHVISION = {"squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496}

@@ -9,7 +9,7 @@ import pytest
 
 import vai_jax
 from vai_jax.backbones import alexnet, vgg
-from zoo_checks import assert_forward_backward, n_params, torchvision_count
+from tests.backbones.zoo_checks import assert_forward_backward, n_params, torchvision_count
 
 TORCHVISION = {
     "vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "vgg19": 143_667_240,

@@ -440,3 +440,15 @@ def test_classification_images_equal_keypoints_task_images():
     kp = ShapesDataset("keypoints", num_examples=8, image_size=40, seed=5).get_batch(range(8))
     np.testing.assert_array_equal(cls["image"], kp["image"])
     np.testing.assert_array_equal(cls["label"], kp["classes"][:, 0])
+
+
+def test_materialise_equals_the_records_and_selects_keys():
+    ds = ShapesDataset("detection", split="train", num_examples=7, image_size=32, seed=5)
+    src = ds.materialise(("image", "boxes"), chunk=3)  # chunks of 3, 3, 1
+    assert len(src) == 7 and sorted(src[0]) == ["boxes", "image"]
+    for i in (0, 3, 6):
+        np.testing.assert_array_equal(src[i]["image"], ds[i]["image"])
+        np.testing.assert_array_equal(src[i]["boxes"], ds[i]["boxes"])
+    assert sorted(ds.materialise()[0]) == sorted(ds[0])
+    with pytest.raises(ValueError, match="unknown \\['nope'\\]"):
+        ds.materialise(("image", "nope"))

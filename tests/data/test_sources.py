@@ -229,3 +229,39 @@ def test_array_source_records_and_length_checks():
         ArraySource({"image": images, "label": np.zeros(2, np.int32)})
     with pytest.raises(ValueError, match="at least one array"):
         ArraySource({})
+
+
+def test_select_keys_keeps_only_the_named_fields():
+    from vai_jax.data.sources import ArraySource, SelectKeys
+
+    src = ArraySource({"image": np.arange(12).reshape(3, 4), "label": np.array([1, 2, 3]),
+                       "extra": np.zeros(3)})
+    view = SelectKeys(src, ("image", "label"))
+    assert len(view) == 3
+    assert sorted(view[1]) == ["image", "label"]
+    np.testing.assert_array_equal(view[1]["image"], [4, 5, 6, 7])
+    with pytest.raises(KeyError, match="no field"):
+        SelectKeys(src, ("nope",))[0]
+    with pytest.raises(ValueError, match="keys must be"):
+        SelectKeys(src, "image")
+
+
+def test_random_batches_are_seeded_distinct_and_resumable():
+    from vai_jax.data.sources import RandomBatches
+
+    arrays = {"x": np.arange(20), "y": np.arange(20) * 10}
+    it = RandomBatches(arrays, 8, seed=3)
+    first = [next(it) for _ in range(3)]
+    for b in first:
+        assert len(set(b["x"].tolist())) == 8  # distinct examples within a batch
+        np.testing.assert_array_equal(b["y"], b["x"] * 10)  # fields stay aligned
+    assert not np.array_equal(first[0]["x"], first[1]["x"])
+    state = it.get_state()
+    after = next(it)
+    again = RandomBatches(arrays, 8, seed=3)
+    again.set_state(state)
+    np.testing.assert_array_equal(next(again)["x"], after["x"])  # resumes at the position
+    other_seed = next(RandomBatches(arrays, 8, seed=4))
+    assert not np.array_equal(other_seed["x"], first[0]["x"])
+    with pytest.raises(ValueError, match="batch_size must be an integer in \\[1, 20\\]"):
+        RandomBatches(arrays, 21)

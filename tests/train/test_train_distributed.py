@@ -9,7 +9,7 @@ import portpicker
 
 from train_distributed_worker import GLOBAL_BATCH, H, global_batch
 from train_testing_models import TinyBNNet
-from vai_jax.losses.classification import softmax_cross_entropy
+from vai_jax.classification.losses import softmax_cross_entropy
 from vai_jax.train import distributed
 from vai_jax.train.optim import make_optimizer
 from vai_jax.train.state import TrainState, init_variables

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from train_testing_models import TinyMLP
-from vai_jax.eval.classification import topk_counts
-from vai_jax.losses.classification import softmax_cross_entropy
+from vai_jax.classification.metrics import topk_counts
+from vai_jax.classification.losses import softmax_cross_entropy
 from vai_jax.train.checkpoint import CheckpointManager
 from vai_jax.train.loop import EarlyStopping, Plateau, evaluate, fit
 from vai_jax.train.optim import make_optimizer, make_plateau, plateau_update

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from train_testing_models import TinyBNNet, TinyMLP
-from vai_jax.eval.classification import topk_counts
-from vai_jax.losses.classification import softmax_cross_entropy
+from vai_jax.classification.metrics import topk_counts
+from vai_jax.classification.losses import softmax_cross_entropy
 from vai_jax.train import parallel
 from vai_jax.train.optim import make_optimizer
 from vai_jax.train.precision import DynamicLossScale

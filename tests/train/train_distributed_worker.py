@@ -16,7 +16,7 @@ if __name__ == "__main__":  # before any other JAX call
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_testing_models import TinyBNNet  # noqa: E402
-from vai_jax.losses.classification import softmax_cross_entropy  # noqa: E402
+from vai_jax.classification.losses import softmax_cross_entropy  # noqa: E402
 from vai_jax.train import parallel  # noqa: E402
 from vai_jax.train.optim import make_optimizer  # noqa: E402
 from vai_jax.train.state import TrainState, init_variables  # noqa: E402

@@ -199,6 +199,27 @@ class ShapesDataset:
         out["label"] = out["classes"][:, 0].copy()
         return out
 
+    def materialise(self, keys: Sequence[str] | None = None, *, chunk: int = 1000):
+        """The whole split generated once (vectorised, ``chunk`` examples at a time) and kept in
+        memory as a :class:`vai_jax.data.sources.ArraySource`.
+
+        Args:
+          keys: the record fields to keep (all of them when ``None``), e.g.
+            ``("image", "label")``; unknown names raise ``ValueError``.
+          chunk: examples rendered per call of :meth:`get_batch` (memory vs overhead).
+        """
+        from vai_jax.data.sources import ArraySource
+
+        chunk = _check_int(chunk, "chunk", minimum=1)
+        parts = [self.get_batch(range(i, min(i + chunk, self.num_examples)))
+                 for i in range(0, self.num_examples, chunk)]
+        names = list(parts[0]) if keys is None else list(keys)
+        unknown = sorted(set(names) - set(parts[0]))
+        if unknown:
+            raise ValueError(f"keys must be fields of the {self.task!r} records "
+                             f"{sorted(parts[0])}; got unknown {unknown}")
+        return ArraySource({k: np.concatenate([p[k] for p in parts]) for k in names})
+
     def __getitem__(self, index) -> dict:
         batch = self.get_batch([self._index(index)])
         return {k: v[0] for k, v in batch.items()}

@@ -24,7 +24,8 @@ layout instead (see tests/data/test_sources.py).
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Mapping
+import json
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -251,3 +252,63 @@ class ArraySource:
 
     def __getitem__(self, i):
         return {k: v[i] for k, v in self.arrays.items()}
+
+
+class SelectKeys:
+    """A view of a random-access ``source`` whose records keep only ``keys`` (as NumPy arrays),
+    e.g. ``SelectKeys(load_source("cifar10", "train"), ("image", "label"))``."""
+
+    def __init__(self, source, keys: Sequence[str]):
+        if isinstance(keys, str) or not len(keys):
+            raise ValueError(f"keys must be a non-empty sequence of field names; got {keys!r}")
+        self.source, self.keys = source, tuple(keys)
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, i):
+        record = self.source[i]
+        missing = [k for k in self.keys if k not in record]
+        if missing:
+            raise KeyError(f"record {i} has no field(s) {missing}; it has {sorted(record)}")
+        return {k: np.asarray(record[k]) for k in self.keys}
+
+
+class RandomBatches:
+    """Endless seeded random batches from in-memory arrays, resumable.
+
+    Batch ``s`` holds ``batch_size`` distinct examples drawn with ``default_rng((seed, s))``, so
+    it depends only on the seed and its position; :meth:`get_state` / :meth:`set_state` save
+    and restore the position (the protocol :func:`vai_jax.train.loop.fit` checkpoints).
+
+    Args:
+      arrays: a dict of arrays sharing their first-axis length ``N`` (or an
+        :class:`ArraySource`).
+      batch_size: examples per batch, ``1 <= batch_size <= N``.
+      seed: the stream's seed.
+    """
+
+    def __init__(self, arrays, batch_size: int, seed: int = 0):
+        if isinstance(arrays, ArraySource):
+            arrays = arrays.arrays
+        n = len(ArraySource(arrays))
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or not 1 <= batch_size <= n:
+            raise ValueError(f"batch_size must be an integer in [1, {n}] (the number of "
+                             f"examples); got {batch_size!r}")
+        self.arrays, self.batch_size, self.seed, self.step, self.n = dict(arrays), int(batch_size), seed, 0, n
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        rng = np.random.default_rng((self.seed, self.step))
+        idx = rng.choice(self.n, self.batch_size, replace=False)
+        self.step += 1
+        return {k: v[idx] for k, v in self.arrays.items()}
+
+    def get_state(self) -> bytes:
+        return json.dumps({"step": self.step}).encode()
+
+    def set_state(self, state: bytes) -> None:
+        self.step = int(json.loads(state)["step"])

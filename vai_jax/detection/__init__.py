@@ -1,13 +1,20 @@
-"""Two-stage object detectors: R-CNN, Fast R-CNN, Faster R-CNN (+ FPN), Mask R-CNN.
+"""Object detection: R-CNN, Fast R-CNN, Faster R-CNN (+ FPN), Mask R-CNN, and everything they
+are made of.
 
-One concern per module: :mod:`targets` (anchor / RoI / mask targets), :mod:`proposals` (RPN
-decoding, sliding windows), :mod:`postprocess` (detections), :mod:`roi_stage` (the shared second
-stage), :mod:`rcnn`, :mod:`fast_rcnn`, :mod:`faster_rcnn`, :mod:`mask_rcnn`, :mod:`inputs`
-(host-side checks of targets). Losses: :mod:`vai_jax.losses.detection`; COCO AP:
-:mod:`vai_jax.eval.coco_eval`.
+One concern per module: :mod:`anchors` (anchor grids), :mod:`matching` (IoU matching and
+balanced sampling), :mod:`targets` (anchor / RoI / mask targets), :mod:`rpn` (the region
+proposal head), :mod:`proposals` (RPN decoding, sliding windows, proposal recall),
+:mod:`roi_heads` (the shared second stage: RoI pooling, box and mask heads), :mod:`postprocess`
+(detections, mask pasting), :mod:`losses`, :mod:`inputs` (host-side checks of targets),
+:mod:`coco_eval` (COCO box / mask AP), and the models :mod:`rcnn`, :mod:`fast_rcnn`,
+:mod:`faster_rcnn`, :mod:`mask_rcnn`. The feature pyramid is :class:`vai_jax.nn.fpn.FPN`.
 """
 from vai_jax.detection.fast_rcnn import FastRCNN
 from vai_jax.detection.faster_rcnn import FasterRCNN
 from vai_jax.detection.mask_rcnn import mask_rcnn
 from vai_jax.detection.rcnn import RCNN
-from vai_jax.detection.roi_stage import RoIStage
+from vai_jax.detection.roi_heads import BoxHead, MaskHead, RoIStage
+from vai_jax.detection.rpn import RPNHead
+
+__all__ = ["BoxHead", "FastRCNN", "FasterRCNN", "MaskHead", "RCNN", "RPNHead", "RoIStage",
+           "mask_rcnn"]

@@ -4,12 +4,11 @@
 R/N sampled RoIs."""
 from __future__ import annotations
 
-from typing import Sequence
 
 import flax.linen as nn
 
 from vai_jax.detection.faster_rcnn import feature_strides
-from vai_jax.detection.roi_stage import RoIStage
+from vai_jax.detection.roi_heads import RoIStage
 
 
 class FastRCNN(nn.Module):

@@ -1,6 +1,6 @@
 """Faster R-CNN (Ren et al., 2015): backbone features (optionally an FPN), a region proposal
 network over ``k`` anchors per position, proposal decoding with static sizes, and the Fast
-R-CNN second stage (:class:`~vai_jax.detection.roi_stage.RoIStage`), trained jointly end to end.
+R-CNN second stage (:class:`~vai_jax.detection.roi_heads.RoIStage`), trained jointly end to end.
 Mask R-CNN is the same model with the mask branch on (:mod:`vai_jax.detection.mask_rcnn`).
 
 Inputs are a dict (so that :func:`vai_jax.train.step.make_train_step` can pass targets through
@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 
 from vai_jax.detection.proposals import decode_proposals
-from vai_jax.detection.roi_stage import RoIStage
+from vai_jax.detection.roi_heads import RoIStage
 from vai_jax.detection.targets import rpn_targets
-from vai_jax.heads.detection.fpn import FPN
-from vai_jax.heads.detection.rpn import RPNHead
-from vai_jax.ops.anchors import multilevel_anchors
+from vai_jax.nn.fpn import FPN
+from vai_jax.detection.rpn import RPNHead
+from vai_jax.detection.anchors import multilevel_anchors
 
 
 def feature_strides(image_size, maps) -> tuple[int, ...]:

@@ -1,12 +1,11 @@
 """Mask R-CNN (He et al., 2017): Faster R-CNN with RoIAlign and a mask branch (RoIAlign 14x14,
 fully convolutional, transposed conv to 28x28, one binary mask per class, BCE on the RoI's
-class only). Masks are pasted back into the image with :func:`vai_jax.ops.masks.paste_masks`."""
+class only). Masks are pasted back into the image with :func:`vai_jax.detection.postprocess.paste_masks`."""
 from __future__ import annotations
 
-import dataclasses
 
 from vai_jax.detection.faster_rcnn import FasterRCNN
-from vai_jax.detection.roi_stage import RoIStage
+from vai_jax.detection.roi_heads import RoIStage
 
 
 def mask_rcnn(*, backbone, feature_names, roi_stage: RoIStage, **kwargs) -> FasterRCNN:

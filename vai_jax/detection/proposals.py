@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vai_jax.ops.anchors import level_anchors
+from vai_jax.detection.anchors import level_anchors
 from vai_jax.ops.boxes import box_iou, clip_boxes, decode_boxes, valid_box_mask
 from vai_jax.ops.nms import batched_nms
 
@@ -48,7 +48,7 @@ def decode_proposals(anchors, logits, deltas, *, image_size: Sequence[int], pre_
 
     Args:
       anchors ``[A, 4]``; logits ``[B, A]``; deltas ``[B, A, 4]``; image_size ``(H, W)``;
-      level_counts: anchors per level (from :func:`vai_jax.ops.anchors.multilevel_anchors`).
+      level_counts: anchors per level (from :func:`vai_jax.detection.anchors.multilevel_anchors`).
 
     Returns:
       ``(boxes [B, post, 4], scores [B, post] (sigmoid objectness), valid [B, post] bool)``,

@@ -9,7 +9,7 @@ Training in stages, selected by the static ``stage`` attribute:
 * ``"finetune"``: the CNN and a softmax classifier over ``C + 1`` classes are fine-tuned on
   sampled warped regions (foreground IoU >= 0.5, as the paper).
 * ``"svm"``: CNN features are frozen (``stop_gradient``); the linear SVMs (hinge loss,
-  :func:`vai_jax.losses.detection.one_vs_rest_hinge_loss`) and the linear box regressors
+  :func:`vai_jax.detection.losses.one_vs_rest_hinge_loss`) and the linear box regressors
   (smooth L1 on foreground regions) are trained. Inference uses the SVM scores.
 
 Simplifications (documented): the SVMs use the same sampled regions as fine-tuning (the paper
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from vai_jax.detection.postprocess import detect
 from vai_jax.detection.targets import roi_targets
-from vai_jax.ops.roi import roi_align_batched
+from vai_jax.ops.roi_align import roi_align_batched
 
 STAGES = ("finetune", "svm")
 

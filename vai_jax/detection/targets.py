@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from vai_jax.ops.boxes import encode_boxes, valid_box_mask
-from vai_jax.ops.matching import IGNORE, balanced_sample, match_boxes, sample_mask
-from vai_jax.ops.roi import roi_align_batched
+from vai_jax.detection.matching import IGNORE, balanced_sample, match_boxes, sample_mask
+from vai_jax.ops.roi_align import roi_align_batched
 
 ROI_BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
@@ -32,7 +32,7 @@ def rpn_targets(rng, anchors, gt_boxes, gt_valid, *, high_threshold: float = 0.7
                 positive_fraction: float = 0.5):
     """Anchor labels and regression targets of one image (Faster R-CNN's RPN).
 
-    Anchors are matched with :func:`vai_jax.ops.matching.match_boxes` (IoU >= 0.7 object,
+    Anchors are matched with :func:`vai_jax.detection.matching.match_boxes` (IoU >= 0.7 object,
     < 0.3 background, the best anchor of each box kept) and ``num_samples`` of them are sampled
     with at most ``positive_fraction`` objects. Cross-boundary anchors are kept (torchvision).
 

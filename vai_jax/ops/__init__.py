@@ -1,5 +1,7 @@
-"""Pure jax.numpy ops without parameters: numerics, coordinates, boxes, anchors, NMS, RoI ops,
-keypoints. Each owner module adds its public names here."""
+"""Generic pure jax.numpy ops without parameters: numerics, coordinates, boxes, NMS, RoIAlign,
+RoIPool and FPN poolers, keypoint heatmaps and soft-argmax, up-sampling. Task-specific functions
+live with their task (anchors and matching in :mod:`vai_jax.detection`, part affinity fields in
+:mod:`vai_jax.pose`)."""
 from vai_jax.ops import coords
 from vai_jax.ops.numerics import (
     cross_entropy,
@@ -21,7 +23,6 @@ from vai_jax.ops.keypoints import (
     soft_argmax,
     spatial_softmax,
 )
-from vai_jax.ops.paf import group_keypoints, limb_dots, limb_score, part_affinity_fields
 from vai_jax.ops.boxes import (
     box_area,
     box_cxcywh_to_xyxy,
@@ -37,15 +38,10 @@ from vai_jax.ops.boxes import (
     paired_generalized_box_iou,
     valid_box_mask,
 )
-from vai_jax.ops.anchors import cell_anchors, grid_anchors, level_anchors, multilevel_anchors
 from vai_jax.ops.nms import batched_nms, nms
-from vai_jax.ops.roi import (
-    fpn_levels,
-    multilevel_roi_align,
-    roi_align,
-    roi_align_batched,
-    roi_pool,
-)
+from vai_jax.ops.roi_align import roi_align, roi_align_batched
+from vai_jax.ops.roi_pool import roi_pool
+from vai_jax.ops.poolers import fpn_levels, multilevel_roi_align
 from vai_jax.ops.upsample import (
     align_to,
     bilinear_kernel,

@@ -24,7 +24,7 @@ continuous coordinate ``(o + 0.5)/s`` — the half-pixel convention of ``jax.ima
   ``jax.image.resize`` on every pixel.
 
 Alignment of stride-``s`` maps (:func:`align_to`): every network in
-:mod:`vai_jax.heads.segmentation` rounds sizes up (``⌈H / s⌉`` cells, as a 3×3/2 convolution with padding 1 or a ``'SAME'``
+:mod:`vai_jax.segmentation.heads` rounds sizes up (``⌈H / s⌉`` cells, as a 3×3/2 convolution with padding 1 or a ``'SAME'``
 2×2 max-pool does), and cell ``i`` of a stride-``s`` map stands for input pixels
 ``[s·i, s·(i + 1))``. All maps therefore share the top-left origin: after up-sampling by ``s``
 a map has ``s·⌈H/s⌉ ≥ H`` pixels and the extra ones at the bottom/right are cropped (there is

@@ -52,7 +52,7 @@ def make_train_step(loss_fn: LossFn, *, metrics_fn: MetricsFn | None = None,
 
     Args:
       loss_fn: ``(outputs, batch) -> [B]`` per-example loss (e.g.
-        ``functools.partial(vai_jax.losses.classification.softmax_cross_entropy,
+        ``functools.partial(vai_jax.classification.losses.softmax_cross_entropy,
         label_smoothing=0.1)``); ``outputs`` is whatever ``state.apply_fn`` returns.
       metrics_fn: ``(outputs, batch) -> {name: [B]}`` per-example training metrics.
       preprocess_fn: ``(batch, rng, *, train) -> model input`` (normalisation and on-device
@@ -131,14 +131,14 @@ def make_train_step(loss_fn: LossFn, *, metrics_fn: MetricsFn | None = None,
     return train_step
 
 
-def make_eval_step(metrics_fn: Callable, *, preprocess_fn: Callable = default_preprocess,
+def make_eval_step(sums_fn: Callable, *, preprocess_fn: Callable = default_preprocess,
                    loss_fn: LossFn | None = None, use_ema: bool = False,
                    axis_name: str | None = None) -> Callable:
     """Build ``eval_step(state, batch) -> sums`` (BatchNorm in inference mode).
 
     Args:
-      metrics_fn: ``(outputs, batch, mask) -> {name: float32 []}`` masked *sums* over the batch
-        (e.g. :func:`vai_jax.eval.classification.topk_counts` on the logits), including a
+      sums_fn: ``(outputs, batch, mask) -> {name: float32 []}`` masked *sums* over the batch
+        (e.g. :func:`vai_jax.classification.metrics.topk_counts` on the logits), including a
         ``"count"``; ratios over a data set are then exact (sum the batches, divide by count).
       preprocess_fn: as for the train step (called with ``train=False``).
       loss_fn: optional per-example loss; adds ``"loss_sum"``.
@@ -151,7 +151,7 @@ def make_eval_step(metrics_fn: Callable, *, preprocess_fn: Callable = default_pr
         first = jax.tree.leaves(batch)[0]
         mask = batch.get("mask", jnp.ones(first.shape[:1], jnp.float32)).astype(jnp.float32)
         outputs = state.apply_fn(state.variables(use_ema=use_ema), x, train=False)
-        sums = dict(metrics_fn(outputs, batch, mask))
+        sums = dict(sums_fn(outputs, batch, mask))
         if loss_fn is not None:
             sums["loss_sum"] = jnp.sum(loss_fn(outputs, batch) * mask)
         if axis_name is not None:

@@ -1,0 +1,1 @@
+"""Image classification with data-parallel training, checkpoints and resumption."""

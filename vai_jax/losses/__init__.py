@@ -1,1 +1,0 @@
-"""vai_jax.losses."""

@@ -1,0 +1,278 @@
+"""2D keypoint heads: Flax modules on any backbone's NHWC feature map.
+
+Every head takes one feature map ``[B, h, w, C]`` of stride ``stride`` (image pixels per feature
+cell, e.g. ``feature_info`` of a backbone) and returns a dict:
+
+- :class:`RegressionHead` (convolutions → fully connected → ``2K``): ``{"coords"}``.
+- :class:`DensityHead` (the regression head predicting a mean and a log standard deviation per
+  coordinate; trained with the Gaussian NLL): ``{"coords", "log_std"}``.
+- :class:`HeatmapHead` (deconvolution up-sampling, fully convolutional; Xiao et al. 2018
+  "Simple Baselines"): ``{"heatmaps"}``.
+- :class:`IntegralHead` (the heatmap head followed by :func:`vai_jax.ops.soft_argmax`, trained
+  end-to-end on coordinates; Sun et al. 2018): ``{"heatmaps", "coords"}``.
+- :class:`PAFHead` (heatmaps and part affinity fields for multi-instance grouping; Cao et al.
+  2017): ``{"heatmaps", "fields"}``.
+
+``coords`` are ``[B, K, 2]`` ``(x, y)`` in input-image pixels (continuous frame of
+:mod:`vai_jax.ops.coords`), ``log_std`` ``[B, K, 2]`` the natural log of σ in image pixels,
+``heatmaps`` ``[B, H, W, K]`` on a grid of stride ``heatmap_stride = stride / 2**num_deconv``
+(cell (i, j) ↔ image ``heatmap_stride · (j + 0.5, i + 0.5)``), ``fields`` ``[B, H, W, L, 2]``.
+The image size seen by the regression heads is ``(w · stride, h · stride)``.
+"""
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vai_jax._validation import check_array
+from vai_jax.nn.conv import ConvBNAct
+from vai_jax.nn.norm import batch_norm
+from vai_jax.ops.coords import heatmap_to_image
+from vai_jax.ops.keypoints import soft_argmax
+
+
+def _check_features(features):
+    return check_array(features, "features", ndim=4, kind="floating", shape_hint="[B, h, w, C]")
+
+
+class _ConvFC(nn.Module):
+    """``num_convs`` 3×3 conv-BN-ReLU (the first with stride ``conv_stride``), flatten (keeping
+    spatial layout), ``Dense(hidden)`` + ReLU, ``Dense(outputs)``."""
+
+    outputs: int
+    conv_features: int
+    num_convs: int
+    conv_stride: int
+    hidden: int
+    dtype: jnp.dtype
+    param_dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        for i in range(self.num_convs):
+            x = ConvBNAct(self.conv_features, 3, strides=self.conv_stride if i == 0 else 1,
+                          dtype=self.dtype, param_dtype=self.param_dtype,
+                          name=f"conv{i + 1}")(x, train=train)
+        x = x.reshape(x.shape[0], -1)
+        x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
+                             name="fc1")(x))
+        return nn.Dense(self.outputs, dtype=self.dtype, param_dtype=self.param_dtype,
+                        kernel_init=nn.initializers.normal(1e-3), name="fc_out")(x)
+
+
+def _image_extent(features, stride):
+    h, w = features.shape[1], features.shape[2]
+    return jnp.asarray([w * stride, h * stride], jnp.float32)
+
+
+class RegressionHead(nn.Module):
+    """Direct coordinate regression: convolutions → fully connected → ``2K`` values.
+
+    The raw outputs ``r`` are mapped to image pixels as ``(0.5 + r) · (W_img, H_img)``, so an
+    untrained head predicts the image centre.
+
+    Attributes:
+      num_keypoints: ``K``.
+      stride: the input feature map's stride (image pixels per feature cell).
+      conv_features, num_convs, conv_stride: the convolutional part (the first conv's stride
+        reduces the flattened size).
+      hidden: width of the fully connected layer.
+    ``__call__(features [B, h, w, C], *, train)`` → ``{"coords": float32 [B, K, 2]}``.
+    """
+
+    num_keypoints: int
+    stride: int
+    conv_features: int = 64
+    num_convs: int = 2
+    conv_stride: int = 1
+    hidden: int = 256
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, features, *, train: bool):
+        features = _check_features(features)
+        raw = _ConvFC(2 * self.num_keypoints, self.conv_features, self.num_convs,
+                      self.conv_stride, self.hidden, self.dtype, self.param_dtype,
+                      name="trunk")(features, train=train)
+        raw = raw.astype(jnp.float32).reshape(-1, self.num_keypoints, 2)
+        return {"coords": (0.5 + raw) * _image_extent(features, self.stride)}
+
+
+class DensityHead(nn.Module):
+    """Density network: mean and log standard deviation per coordinate (Gaussian likelihood).
+
+    ``coords = (0.5 + r_μ) · extent`` as in :class:`RegressionHead`;
+    ``log_std = r_σ + log(extent / 8)`` (an untrained head predicts σ ≈ one eighth of the
+    image size), in image pixels. Train with :func:`vai_jax.pose.losses.gaussian_nll_loss`.
+
+    ``__call__(features, *, train)`` → ``{"coords": [B, K, 2], "log_std": [B, K, 2]}`` float32.
+    """
+
+    num_keypoints: int
+    stride: int
+    conv_features: int = 64
+    num_convs: int = 2
+    conv_stride: int = 1
+    hidden: int = 256
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, features, *, train: bool):
+        features = _check_features(features)
+        raw = _ConvFC(4 * self.num_keypoints, self.conv_features, self.num_convs,
+                      self.conv_stride, self.hidden, self.dtype, self.param_dtype,
+                      name="trunk")(features, train=train)
+        raw = raw.astype(jnp.float32).reshape(-1, self.num_keypoints, 4)
+        extent = _image_extent(features, self.stride)
+        return {"coords": (0.5 + raw[..., :2]) * extent,
+                "log_std": raw[..., 2:] + jnp.log(extent / 8.0)}
+
+
+class _Upsampler(nn.Module):
+    """``num_deconv`` × (4×4 stride-2 transposed conv, BN, ReLU) then ``num_convs`` × 3×3
+    conv-BN-ReLU; spatial size × ``2**num_deconv``."""
+
+    deconv_features: int
+    num_deconv: int
+    num_convs: int
+    dtype: jnp.dtype
+    param_dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        for i in range(self.num_deconv):
+            x = nn.ConvTranspose(self.deconv_features, (4, 4), strides=(2, 2), padding="SAME",
+                                 use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+                                 name=f"deconv{i + 1}")(x)
+            x = batch_norm(train=train, dtype=self.dtype, param_dtype=self.param_dtype)(
+                name=f"deconv{i + 1}_bn")(x)
+            x = nn.relu(x)
+        for i in range(self.num_convs):
+            x = ConvBNAct(self.deconv_features, 3, dtype=self.dtype,
+                          param_dtype=self.param_dtype, name=f"conv{i + 1}")(x, train=train)
+        return x
+
+
+def _final_conv(features, name, dtype, param_dtype):
+    return nn.Conv(features, (1, 1), dtype=dtype, param_dtype=param_dtype,
+                   kernel_init=nn.initializers.normal(1e-3), name=name)
+
+
+class HeatmapHead(nn.Module):
+    """Fully convolutional heatmap head (Simple Baselines): deconvolution up-sampling and a
+    1×1 convolution to ``K`` maps. Works on any feature map of any size.
+
+    Attributes:
+      num_keypoints: ``K``.
+      stride: input feature stride; the heatmaps' stride is :attr:`heatmap_stride`.
+      num_deconv: number of ×2 up-sampling steps (0 keeps the feature resolution).
+      deconv_features: channels of the up-sampling layers.
+      num_convs: 3×3 conv-BN-ReLU layers after up-sampling.
+    ``__call__(features [B, h, w, C], *, train)`` →
+    ``{"heatmaps": float32 [B, h·2**num_deconv, w·2**num_deconv, K]}``.
+    """
+
+    num_keypoints: int
+    stride: int
+    num_deconv: int = 2
+    deconv_features: int = 64
+    num_convs: int = 1
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    @property
+    def heatmap_stride(self) -> float:
+        """Image pixels per heatmap cell: ``stride / 2**num_deconv``."""
+        return self.stride / 2 ** self.num_deconv
+
+    def _heatmaps(self, features, *, train):
+        features = _check_features(features)
+        x = _Upsampler(self.deconv_features, self.num_deconv, self.num_convs, self.dtype,
+                       self.param_dtype, name="upsample")(features, train=train)
+        hm = _final_conv(self.num_keypoints, "final", self.dtype, self.param_dtype)(x)
+        return x, hm.astype(jnp.float32)
+
+    @nn.compact
+    def __call__(self, features, *, train: bool):
+        return {"heatmaps": self._heatmaps(features, train=train)[1]}
+
+
+class IntegralHead(HeatmapHead):
+    """Integral regression (Sun et al. 2018): :class:`HeatmapHead` logits, then
+    :func:`vai_jax.ops.soft_argmax` with inverse temperature ``beta``, mapped to image pixels.
+    Differentiable end to end; trained on coordinates (:func:`vai_jax.pose.losses.integral_l1`
+    or :func:`~vai_jax.pose.losses.coordinate_l1` on ``coords``).
+
+    ``__call__(features, *, train)`` → ``{"heatmaps": [B, H, W, K] (logits),
+    "coords": [B, K, 2] image pixels}``.
+    """
+
+    beta: float = 1.0
+
+    @nn.compact
+    def __call__(self, features, *, train: bool):
+        _, hm = self._heatmaps(features, train=train)
+        coords = heatmap_to_image(soft_argmax(hm, beta=self.beta), self.heatmap_stride)
+        return {"heatmaps": hm, "coords": coords}
+
+
+class PAFHead(HeatmapHead):
+    """Multi-instance head: keypoint heatmaps plus part affinity fields (Cao et al. 2017) from
+    one shared up-sampling trunk.
+
+    Attributes:
+      num_limbs: ``L``, the skeleton's number of limbs.
+    ``__call__(features, *, train)`` → ``{"heatmaps": [B, H, W, K],
+    "fields": [B, H, W, L, 2]}`` (float32, same grid of stride :attr:`heatmap_stride`).
+    """
+
+    num_limbs: int = 1
+
+    @nn.compact
+    def __call__(self, features, *, train: bool):
+        x, hm = self._heatmaps(features, train=train)
+        fields = _final_conv(2 * self.num_limbs, "final_fields", self.dtype, self.param_dtype)(x)
+        fields = fields.astype(jnp.float32)
+        return {"heatmaps": hm, "fields": fields.reshape(fields.shape[:3] + (self.num_limbs, 2))}
+
+
+class PoseNet(nn.Module):
+    """A backbone and a pose head on one of its named feature maps.
+
+    Attributes:
+      backbone: a module whose ``__call__(x, *, train)`` returns ``(logits_or_None, features)``
+        (any :func:`vai_jax.create_model` backbone).
+      head: one of the heads above; its ``stride`` must be the chosen feature's stride.
+      feature: the key of ``features`` fed to the head (e.g. ``"stage3"``).
+    ``__call__(images [B, H, W, 3], *, train)`` → the head's dict.
+    """
+
+    backbone: nn.Module
+    head: nn.Module
+    feature: str
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        _, features = self.backbone(x, train=train)
+        if self.feature not in features:
+            raise ValueError(f"feature {self.feature!r} is not among the backbone's features "
+                             f"{sorted(features)}")
+        return self.head(features[self.feature], train=train)
+
+
+def num_upsampling_steps(feature_stride: int, heatmap_stride: int) -> int:
+    """``n`` with ``feature_stride / 2**n == heatmap_stride`` (ValueError if not a power of 2)."""
+    ratio = feature_stride / heatmap_stride
+    n = round(math.log2(ratio)) if ratio >= 1 else -1
+    if n < 0 or 2 ** n != ratio:
+        raise ValueError(f"feature_stride / heatmap_stride must be a power of two >= 1; got "
+                         f"feature_stride={feature_stride}, heatmap_stride={heatmap_stride}")
+    return n
+
+
+__all__ = ["DensityHead", "HeatmapHead", "IntegralHead", "PAFHead", "PoseNet",
+           "RegressionHead", "num_upsampling_steps"]

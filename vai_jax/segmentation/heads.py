@@ -1,0 +1,163 @@
+"""Segmentation heads on a backbone's ``features`` dict: FCN-32s/16s/8s (Long et al. 2015) and
+DeepLab v3's ASPP head (Chen et al. 2017).
+
+A head maps ``features`` to per-pixel class logits ``[B, H, W, K]`` at the input size: logit
+``[b, i, j, k]`` scores class ``k`` for input pixel ``(i, j)``. Up-sampling and alignment follow
+:mod:`vai_jax.ops.upsample`: a stride-``s`` map shares the input's top-left origin (cell ``i``
+stands for pixels ``[s·i, s·(i + 1))``), is up-sampled by ``s`` and cropped — or edge-padded,
+for backbones that round odd sizes down — to ``H × W``.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vai_jax._validation import check_array
+from vai_jax.nn.conv import ConvBNAct
+from vai_jax.nn.transposed import bilinear_upsampler
+from vai_jax.ops.upsample import (align_to, resize_bilinear)
+
+
+def check_input_size(x, min_size: int, name: str = "x"):
+    """ValueError unless ``x`` is ``[B, H, W, C]`` floating with ``H, W >= min_size`` (the
+    network's total stride: smaller inputs leave no cell in the coarsest map)."""
+    x = check_array(x, name, ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+    h, w = x.shape[1:3]
+    if h < min_size or w < min_size:
+        raise ValueError(f"{name} is too small for this network: its total stride is "
+                         f"{min_size}, so H and W must be >= {min_size}; got H={h}, W={w}")
+    return x
+
+
+class FCNHead(nn.Module):
+    """FCN-32s / 16s / 8s head (Long et al. 2015, Fig. 3).
+
+    The stride-32 feature goes through the convolutionalised classifier (``fc6``: a
+    ``fc_kernel × fc_kernel`` conv, ``fc7``: 1×1, both ReLU + dropout) and a 1×1 ``score``
+    layer. FCN-32s up-samples the scores ×32 directly. FCN-16s up-samples them ×2
+    (``up2``, a bilinear-initialised learnable transposed conv), aligns them to the stride-16
+    grid, adds ``score_skip1`` (1×1 conv of the stride-16 feature, zero-initialised so training
+    starts from FCN-32s) and up-samples ×16. FCN-8s repeats this once more with the stride-8
+    feature (``up4``, ``score_skip2``) and up-samples ×8. The final up-sampler is a fixed
+    per-channel bilinear filter unless ``learn_final`` (then a full, learnable ``K → K``
+    kernel initialised to bilinear on its diagonal).
+
+    Attributes:
+      num_classes: ``K``.
+      variant: 32, 16 or 8.
+      feature_names: names of the stride-32, stride-16 and stride-8 features.
+      fc_features: widths of ``fc6`` and ``fc7`` (4096 in the paper).
+      fc_kernel: ``fc6`` kernel (7 for VGG-16's 7×7 pool5 grid).
+      dropout_rate: after ``fc6`` and ``fc7`` (needs the ``'dropout'`` rng when training).
+      skip_scales: multipliers of the skip features before scoring (FCN-8s "at once" used
+        ``(0.01, 1e-4)`` on VGG; 1 for BatchNorm backbones).
+
+    ``__call__(features, *, size=(H, W), train)`` → ``[B, H, W, K]``.
+    """
+
+    num_classes: int
+    variant: int = 8
+    feature_names: Sequence[str] = ("stage4", "stage3", "stage2")
+    fc_features: Sequence[int] = (4096, 4096)
+    fc_kernel: int = 7
+    dropout_rate: float = 0.0
+    skip_scales: Sequence[float] = (1.0, 1.0)
+    learn_final: bool = False
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, features, *, size: Sequence[int], train: bool):
+        if self.variant not in (32, 16, 8):
+            raise ValueError(f"variant must be 32, 16 or 8; got {self.variant}")
+        k = self.num_classes
+        conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype)
+        x = features[self.feature_names[0]]
+        for i, (w, ks) in enumerate(zip(self.fc_features, (self.fc_kernel, 1))):
+            x = nn.relu(conv(w, (ks, ks), padding="SAME", name=f"fc{6 + i}")(x))
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        score = conv(k, (1, 1), name="score")(x)
+        n_skips = {32: 0, 16: 1, 8: 2}[self.variant]
+        for i in range(n_skips):
+            skip = features[self.feature_names[i + 1]].astype(self.dtype) * self.skip_scales[i]
+            up = bilinear_upsampler(k, 2, name=f"up{2 ** (i + 1)}", dtype=self.dtype,
+                                    param_dtype=self.param_dtype)(score)
+            if any(abs(u - v) > 2 for u, v in zip(up.shape[1:3], skip.shape[1:3])):
+                raise ValueError(
+                    f"feature {self.feature_names[i + 1]!r} {tuple(skip.shape[1:3])} is not "
+                    f"on a 2x finer grid than {tuple(score.shape[1:3])}; check feature_names")
+            score = align_to(up, skip.shape[1:3]) + conv(
+                k, (1, 1), kernel_init=nn.initializers.zeros, name=f"score_skip{i + 1}")(skip)
+        final = self.variant
+        up = bilinear_upsampler(k, final, trainable=self.learn_final,
+                                per_channel=not self.learn_final, name="up_final",
+                                dtype=self.dtype, param_dtype=self.param_dtype)(score)
+        return align_to(up, size)
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling (DeepLab v3, torchvision layout): a 1×1 branch, one 3×3
+    branch per rate (dilation ``r``, receptive field ``2r + 1``), and image-level pooling
+    (global average → 1×1 → broadcast back), each conv-BN-ReLU, concatenated and projected by
+    a 1×1 conv-BN-ReLU. ``[B, h, w, C] → [B, h, w, features]``.
+
+    Rates (6, 12, 18) at output stride 16, doubled at 8. Param names: ``branch0`` (1×1),
+    ``branch{i}`` (rate ``rates[i-1]``), ``pool``, ``project``.
+    """
+
+    features: int = 256
+    rates: Sequence[int] = (6, 12, 18)
+    image_pooling: bool = True
+    dropout_rate: float = 0.1
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    bn_axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        cba = functools.partial(ConvBNAct, self.features, dtype=self.dtype,
+                                param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
+        outs = [cba(1, name="branch0")(x, train=train)]
+        for i, r in enumerate(self.rates, start=1):
+            outs.append(cba(3, dilation=r, name=f"branch{i}")(x, train=train))
+        if self.image_pooling:
+            g = jnp.mean(x, axis=(1, 2), keepdims=True)
+            g = cba(1, name="pool")(g, train=train)
+            outs.append(jnp.broadcast_to(g, x.shape[:3] + (self.features,)))
+        y = cba(1, name="project")(jnp.concatenate(outs, axis=-1), train=train)
+        return nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+
+
+class DeepLabHead(nn.Module):
+    """DeepLab v3 head: :class:`ASPP` on the deepest feature, 3×3 conv-BN-ReLU, 1×1
+    classifier, bilinear up-sampling by ``feature_stride`` and crop to ``size``.
+
+    ``__call__(features, *, size=(H, W), train)`` → ``[B, H, W, K]``.
+    """
+
+    num_classes: int
+    feature_name: str = "stage4"
+    feature_stride: int = 16
+    features: int = 256
+    rates: Sequence[int] = (6, 12, 18)
+    image_pooling: bool = True
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    bn_axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, features, *, size: Sequence[int], train: bool):
+        x = features[self.feature_name]
+        common = dict(dtype=self.dtype, param_dtype=self.param_dtype,
+                      bn_axis_name=self.bn_axis_name)
+        x = ASPP(self.features, self.rates, self.image_pooling, name="aspp", **common)(
+            x, train=train)
+        x = ConvBNAct(self.features, 3, name="conv", **common)(x, train=train)
+        x = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
+                    name="classifier")(x)
+        s = self.feature_stride
+        x = resize_bilinear(x.astype(jnp.float32), (s * x.shape[1], s * x.shape[2]))
+        return align_to(x, size)

@@ -1,0 +1,103 @@
+"""Semantic segmentation metrics from a confusion matrix: pixel accuracy, mean class accuracy,
+per-class IoU, mean IoU and frequency-weighted IoU.
+
+The confusion matrix ``cm[t, p]`` counts pixels of true class ``t`` predicted as ``p``; pixels
+labelled ``ignore_label`` are not counted. Matrices are additive, so a data set's matrix is the
+sum over batches (:class:`ConfusionMatrix` on the host) and over devices: under ``jax.jit``
+with the batch sharded over a mesh, :func:`confusion_matrix` already returns the global sum
+(XLA reduces across shards); under ``pmap`` pass ``axis_name`` to ``psum`` it.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vai_jax._validation import check_array
+from vai_jax.segmentation.losses import IGNORE_LABEL, check_segmentation_labels
+
+
+def confusion_matrix(labels, predictions, num_classes: int, *,
+                     ignore_label: int | None = IGNORE_LABEL, mask=None,
+                     axis_name: str | None = None):
+    """Confusion matrix of one batch (jit-able: a ``bincount`` of static length ``K²``).
+
+    Args:
+      labels: int ``[...]`` true classes in ``[0, K)`` or ``ignore_label``.
+      predictions: int ``[...]`` (same shape) predicted classes in ``[0, K)``, e.g.
+        ``argmax(logits, -1)``.
+      num_classes: ``K``.
+      ignore_label: label excluded from the count (None: none).
+      mask: optional bool/0-1 array broadcastable to ``labels`` (e.g. ``[B, 1, 1]`` to drop
+        padded examples).
+      axis_name: ``pmap`` axis to sum the matrix over.
+
+    Returns:
+      int32 ``[K, K]``, rows = true class, columns = prediction.
+
+    Raises:
+      ValueError: shapes differ; concrete labels outside the range (other than
+      ``ignore_label``).
+    """
+    labels = check_array(labels, "labels", kind="integer")
+    predictions = check_array(predictions, "predictions", kind="integer")
+    if tuple(labels.shape) != tuple(predictions.shape):
+        raise ValueError(f"labels and predictions must have the same shape; got "
+                         f"{tuple(labels.shape)} and {tuple(predictions.shape)}")
+    check_segmentation_labels(labels, num_classes, ignore_label=ignore_label)
+    k = int(num_classes)
+    valid = (labels >= 0) & (labels < k) & (predictions >= 0) & (predictions < k)
+    if mask is not None:
+        valid = valid & jnp.broadcast_to(jnp.asarray(mask).astype(bool), labels.shape)
+    index = jnp.where(valid, labels * k + predictions, 0).astype(jnp.int32)
+    cm = jnp.bincount(index.reshape(-1), weights=valid.reshape(-1).astype(jnp.int32),
+                      length=k * k).astype(jnp.int32).reshape(k, k)
+    if axis_name is not None:
+        cm = jax.lax.psum(cm, axis_name)
+    return cm
+
+
+def metrics_from_confusion(cm) -> dict:
+    """Metrics of a confusion matrix ``[K, K]`` (NumPy, float64).
+
+    Returns a dict: ``pixel_accuracy`` (``trace / total``), ``mean_accuracy`` (mean over classes
+    present in the labels of ``cm[c, c] / row_c``), ``iou`` ``[K]`` (``cm[c, c] / (row_c + col_c −
+    cm[c, c])``, NaN for a class absent from both labels and predictions), ``miou`` (NaN-ignoring
+    mean of ``iou``), ``fwiou`` (IoU weighted by label frequency). Empty matrix → NaNs.
+    """
+    cm = np.asarray(cm, np.float64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"cm must be a square [K, K] matrix; got shape {cm.shape}")
+    tp = np.diag(cm)
+    rows, cols = cm.sum(1), cm.sum(0)
+    total = cm.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        union = rows + cols - tp
+        iou = np.where(union > 0, tp / np.where(union > 0, union, 1), np.nan)
+        acc = np.where(rows > 0, tp / np.where(rows > 0, rows, 1), np.nan)
+        present = ~np.isnan(iou)
+        miou = float(iou[present].mean()) if present.any() else float("nan")
+        macc = float(np.nanmean(acc)) if (rows > 0).any() else float("nan")
+        freq = rows / total if total else np.full_like(rows, np.nan)
+        fwiou = float(np.nansum(freq * np.nan_to_num(iou))) if total else float("nan")
+    return {"pixel_accuracy": float(tp.sum() / total) if total else float("nan"),
+            "mean_accuracy": macc, "iou": iou, "miou": miou, "fwiou": fwiou}
+
+
+class ConfusionMatrix:
+    """Host-side accumulator: ``update(cm)`` adds a batch's (or device's) matrix,
+    ``result()`` returns :func:`metrics_from_confusion` of the sum."""
+
+    def __init__(self, num_classes: int):
+        self.num_classes = int(num_classes)
+        self.matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
+
+    def update(self, cm) -> "ConfusionMatrix":
+        cm = np.asarray(jax.device_get(cm))
+        if cm.shape != self.matrix.shape:
+            raise ValueError(f"cm must have shape {self.matrix.shape}; got {cm.shape}")
+        self.matrix += cm.astype(np.int64)
+        return self
+
+    def result(self) -> dict:
+        return metrics_from_confusion(self.matrix)
