@@ -5,7 +5,7 @@ Each stage's feature map is average-pooled to a grid of about ``target_dim`` num
 (``g x g x C`` with ``g = round(sqrt(target_dim / C))``, as Zhang et al. pool AlexNet's conv
 layers to ~9k dimensions), standardised with the training set's statistics, and a linear
 softmax classifier is trained on it (optax Adam, full batch, ``lax.scan``). Comparing a trained
-and a randomly initialised backbone gives the "accuracy versus depth" table of the lecture.
+and a randomly initialised backbone gives the accuracy-versus-depth table of Zhang et al. (2017).
 """
 from __future__ import annotations
 
