@@ -1,36 +1,34 @@
-"""experiments/inspect_network.py end to end on a network trained by
-experiments/train_classifier.py (a CIFAR ResNet restored from its orbax checkpoint): every
-section is produced, pruning shrinks the residual units, quantisation shrinks the bytes."""
+"""experiments/inspection end to end on a network trained by experiments/classifier (a CIFAR
+ResNet restored from its orbax checkpoint): every section is produced, pruning shrinks the
+residual units, quantisation shrinks the bytes."""
 import json
-import os
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "experiments"))
-
-import inspect_network  # noqa: E402
-import train_classifier  # noqa: E402
-from configs import classifier_shapes, inspect_shapes  # noqa: E402
+from experiments.classifier import train as train_classifier
+from experiments.classifier.configs import default as classifier_shapes
+from experiments.inspection import run as inspection
+from experiments.inspection.configs import classifier as inspect_classifier
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_inspect_classifier_checkpoint(tmp_path):
     cls = classifier_shapes.get_config("runlocal")
-    cls.model = "resnet20_cifar"
+    cls.model.name = "resnet20_cifar"
     cls.num_steps, cls.eval_every, cls.checkpoint_every, cls.progress = 4, 4, 4, False
     summary = train_classifier.train_and_evaluate(cls, str(tmp_path / "classifier"))
     assert summary["steps"] == 4
 
-    cfg = inspect_shapes.get_config("runlocal")
-    cfg.model = "resnet20_cifar"
+    cfg = inspect_classifier.get_config("runlocal")
+    assert cfg.model.name == "resnet32_cifar"  # the classifier experiment's model
+    cfg.model.name = "resnet20_cifar"
+    cfg.checkpoint_dir = str(tmp_path / "classifier")
     cfg.image_size = cls.image_size
     cfg.layers = ("stage1", "stage3")
     cfg.quant.bits = (4, 2)
     cfg.prune.ratios = (0.5,)
     cfg.prune.methods = ("nonzero",)  # activation statistics after the branch ReLU
     work = tmp_path / "inspect"
-    out = inspect_network.run(cfg, str(work), str(tmp_path / "classifier"))
+    out = inspection.run(cfg, str(work))
 
     assert "restored from" in (work / "report.md").read_text()
     for name in ("filters.png", "activation_max.png", "probe.png", "pruning.png",

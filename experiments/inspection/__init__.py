@@ -1,0 +1,1 @@
+"""Looking inside a trained classifier: filters, activations, probes, pruning, quantisation."""
