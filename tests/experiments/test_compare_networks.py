@@ -1,14 +1,15 @@
-"""experiments/compare_networks.py: the timing loop, results JSON parsing, table and plot."""
+"""experiments/compare_networks: the timing loop, results JSON parsing, table, plot and the
+whole run (counts only)."""
 import dataclasses
 import json
-import os
-import sys
 
 import flax.linen as nn
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "experiments"))
-import compare_networks as cn  # noqa: E402
+from experiments.compare_networks import plots
+from experiments.compare_networks import run as cn
+from experiments.compare_networks.configs import cpu as cpu_config
+from experiments.compare_networks.configs import default as default_config
 
 
 class _TinyNet(nn.Module):
@@ -41,7 +42,7 @@ def test_load_trained_results(tmp_path):
     assert got["b"] == (0.5, None)
     assert got["c"] == (pytest.approx(0.91), "cifar10")
     assert cn.load_trained_results(None) == {}
-    classifier = tmp_path / "results.json"  # what experiments/train_classifier.py writes
+    classifier = tmp_path / "results.json"  # what experiments/classifier writes
     classifier.write_text(json.dumps({"model": "resnet20_cifar", "dataset": "cifar10",
                                       "test_top1": 0.912, "num_params": 1}))
     both = cn.load_trained_results([str(path), str(classifier)])
@@ -61,7 +62,29 @@ def test_markdown_and_plot(tmp_path):
     assert "| beta | 60.00 | 0.700 | 20.0 | - | - |" in md
     for res in (results, [dataclasses.replace(r, top1=None) for r in results]):
         out = tmp_path / "c.png"
-        cn.plot(res, meta, str(out))
+        plots.comparison(res, meta, str(out))
         assert out.stat().st_size > 1000
         out.unlink()
 
+
+
+def test_run_counts_only(tmp_path):
+    """``num_steps=0``: exact counts for every model (no compilation), the files written, a
+    model too deep for the input size listed as skipped."""
+    cfg = default_config.get_config()
+    cfg.models, cfg.image_size, cfg.num_steps = ("resnet20_cifar", "alexnet"), 32, 0
+    cfg.num_classes = 10
+    out = cn.run(cfg, str(tmp_path))
+    assert [r.model for r in out["results"]] == ["resnet20_cifar"]
+    assert out["results"][0].params == 269_722  # He et al. (2016): 0.27 M
+    assert "alexnet" in out["meta"]["skipped"]
+    assert "| resnet20_cifar | 0.27 |" in (tmp_path / "comparison.md").read_text()
+    saved = json.loads((tmp_path / "comparison.json").read_text())
+    assert saved["results"][0]["infer_images_per_s"] is None
+    assert (tmp_path / "comparison.png").stat().st_size > 1000
+
+
+def test_cpu_config_is_the_default_at_cpu_size():
+    cpu, default = cpu_config.get_config(), default_config.get_config()
+    assert (cpu.image_size, cpu.batch_size, cpu.num_steps) == (96, 8, 3)
+    assert cpu.models == default.models and cpu.warmup_steps == default.warmup_steps == 2

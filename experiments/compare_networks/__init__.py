@@ -1,0 +1,1 @@
+"""Backbones side by side: parameters, multiply-accumulates, measured images/s and accuracy."""
