@@ -1,0 +1,1 @@
+"""A grid of the built-in shapes data with its boxes, masks and keypoints drawn."""
