@@ -182,19 +182,19 @@ def make_model(cfg, kind, k, hstride=None):
     """PoseNet for head ``kind`` ("regression"|"density"|"heatmap"|"integral")."""
     fs = feature_stride(cfg, cfg.feature)
     if kind == "regression":
-        head = heads.RegressionHead(k, fs, hidden=cfg.regression_hidden,
-                                    conv_features=cfg.deconv_features)
+        head = heads.RegressionHead(k, fs, cfg.feature, hidden=cfg.regression_hidden,
+                                    conv_channels=cfg.deconv_features)
     elif kind == "density":
-        head = heads.DensityHead(k, fs, hidden=cfg.regression_hidden,
-                                 conv_features=cfg.deconv_features)
+        head = heads.DensityHead(k, fs, cfg.feature, hidden=cfg.regression_hidden,
+                                 conv_channels=cfg.deconv_features)
     elif kind in ("heatmap", "integral"):
         n = heads.num_upsampling_steps(fs, hstride)
-        common = dict(num_deconv=n, deconv_features=cfg.deconv_features)
+        common = dict(in_features=cfg.feature, num_deconv=n, deconv_channels=cfg.deconv_features)
         head = (heads.HeatmapHead(k, fs, **common) if kind == "heatmap" else
                 heads.IntegralHead(k, fs, beta=cfg.integral_beta, **common))
     else:
         raise ValueError(f"unknown head {kind!r}")
-    return heads.PoseNet(make_backbone(cfg), head, cfg.feature)
+    return heads.PoseNet(make_backbone(cfg), head)
 
 
 def make_loss(cfg, kind, hstride):
@@ -296,15 +296,16 @@ def run_multi(cfg, workdir):
     val = _materialise("multi_keypoints", "validation", m.num_val, s, cfg.seed)
     fs = feature_stride(cfg, m.feature)
     hstride = m.heatmap_stride
-    head = heads.PAFHead(NUM_KEYPOINTS, fs, num_deconv=heads.num_upsampling_steps(fs, hstride),
-                         deconv_features=cfg.deconv_features, num_limbs=len(SHAPES_LIMBS))
-    model = heads.PoseNet(make_backbone(cfg), head, m.feature)
+    head = heads.PAFHead(NUM_KEYPOINTS, fs, m.feature,
+                         num_deconv=heads.num_upsampling_steps(fs, hstride),
+                         deconv_channels=cfg.deconv_features, num_limbs=len(SHAPES_LIMBS))
+    model = heads.PoseNet(make_backbone(cfg), head)
 
     def loss_fn(out, b):
         hm_t, f_t = multi_targets(cfg, b, out["heatmaps"].shape[1:3], hstride)
         w = jnp.ones(hm_t.shape[:1] + hm_t.shape[-1:])
         return (losses.heatmap_mse(out["heatmaps"], hm_t, w)
-                + m.paf_weight * losses.paf_mse(out["fields"], f_t))
+                + m.paf_weight * losses.paf_mse(out["pafs"], f_t))
 
     arrays = {k: train[k] for k in ("image", "keypoints")}
     state, result, nparams = train_model(cfg, model, loss_fn, arrays, m.num_steps,
@@ -319,7 +320,7 @@ def run_multi(cfg, workdir):
              "pred_instances": 0, "count_exact": 0}
     all_pred, all_scores, all_ids, grouped_per_image = [], [], [], []
     for i in tqdm(range(len(val["image"])), desc="group", disable=not cfg.progress):
-        inst, inst_scores = paf.group_keypoints(coords[i], scores[i], valid[i], out["fields"][i],
+        inst, inst_scores = paf.group_keypoints(coords[i], scores[i], valid[i], out["pafs"][i],
                                                 SHAPES_LIMBS)
         inst = inst.copy()
         inst[..., :2] *= hstride
@@ -528,7 +529,7 @@ def plot_multi(path, val, gt_kp, grouped, out, hstride, n):
         if c == 0:
             ax.set_title("grouped instances", fontsize=8, loc="left")
         ax = fig.add_subplot(2, n, n + c + 1)
-        f = out["fields"][c]  # [H, W, L, 2]
+        f = out["pafs"][c]  # [H, W, L, 2]
         mag = np.linalg.norm(f, axis=-1).max(-1)
         ax.imshow(mag, extent=(0, s, s, 0), cmap="gray", interpolation="nearest")
         hh, ww = mag.shape

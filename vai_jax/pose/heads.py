@@ -1,27 +1,39 @@
-"""2D keypoint heads: Flax modules on any backbone's NHWC feature map.
+"""2D keypoint heads: Flax modules on a backbone's named feature maps.
 
-Every head takes one feature map ``[B, h, w, C]`` of stride ``stride`` (image pixels per feature
-cell, e.g. ``feature_info`` of a backbone) and returns a dict:
+Every head is called as ``head(features, *, train)`` where ``features`` is the backbone's dict
+of named NHWC maps (``(logits, features) = backbone(x, train=...)``); the head reads the map
+named by its ``in_features`` field (default ``"stage4"``), of stride ``stride`` (image pixels per
+feature cell, the ``feature_info`` entry of that name), and returns a dict:
 
 - :class:`RegressionHead` (convolutions → fully connected → ``2K``): ``{"coords"}``.
 - :class:`DensityHead` (the regression head predicting a mean and a log standard deviation per
   coordinate; trained with the Gaussian NLL): ``{"coords", "log_std"}``.
-- :class:`HeatmapHead` (deconvolution up-sampling, fully convolutional; Xiao et al. 2018
-  "Simple Baselines"): ``{"heatmaps"}``.
+- :class:`HeatmapHead` (deconvolution up-sampling, fully convolutional; Xiao et al. 2018,
+  "Simple Baselines for Human Pose Estimation and Tracking"): ``{"heatmaps"}``.
 - :class:`IntegralHead` (the heatmap head followed by :func:`vai_jax.ops.soft_argmax`, trained
-  end-to-end on coordinates; Sun et al. 2018): ``{"heatmaps", "coords"}``.
+  end-to-end on coordinates; Sun et al. 2018, "Integral Human Pose Regression"):
+  ``{"heatmaps", "coords"}``.
 - :class:`PAFHead` (heatmaps and part affinity fields for multi-instance grouping; Cao et al.
-  2017): ``{"heatmaps", "fields"}``.
+  2017): ``{"heatmaps", "pafs"}``.
 
-``coords`` are ``[B, K, 2]`` ``(x, y)`` in input-image pixels (continuous frame of
-:mod:`vai_jax.ops.coords`), ``log_std`` ``[B, K, 2]`` the natural log of σ in image pixels,
-``heatmaps`` ``[B, H, W, K]`` on a grid of stride ``heatmap_stride = stride / 2**num_deconv``
-(cell (i, j) ↔ image ``heatmap_stride · (j + 0.5, i + 0.5)``), ``fields`` ``[B, H, W, L, 2]``.
-The image size seen by the regression heads is ``(w · stride, h · stride)``.
+Output keys, one meaning each across the heads:
+
+- ``coords`` float32 ``[B, K, 2]``: predicted ``(x, y)`` in input-image pixels (continuous
+  frame of :mod:`vai_jax.ops.coords`); for :class:`DensityHead` the mean of the Gaussian. (No
+  visibility column: ``keypoints`` ``[..., K, 3]`` are the targets.)
+- ``log_std`` float32 ``[B, K, 2]``: natural log of σ per coordinate, in image pixels.
+- ``heatmaps`` float32 ``[B, H, W, K]``: per-keypoint maps (logits for :class:`IntegralHead`) on
+  a grid of stride ``heatmap_stride = stride / 2**num_deconv`` (cell (i, j) ↔ image
+  ``heatmap_stride · (j + 0.5, i + 0.5)``).
+- ``pafs`` float32 ``[B, H, W, L, 2]``: part affinity fields on the heatmap grid.
+
+The image size seen by the regression heads is ``(w · stride, h · stride)`` for an input map
+``[B, h, w, C]``. :class:`PoseNet` chains a backbone and a head.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -33,8 +45,20 @@ from vai_jax.ops.coords import heatmap_to_image
 from vai_jax.ops.keypoints import soft_argmax
 
 
-def _check_features(features):
-    return check_array(features, "features", ndim=4, kind="floating", shape_hint="[B, h, w, C]")
+def select_feature(features, in_features: str):
+    """The map ``features[in_features]`` ``[B, h, w, C]`` (floating) of a backbone's features.
+
+    Raises ``TypeError`` unless ``features`` is a mapping of names to maps and ``ValueError``
+    when ``in_features`` is not among its names or the map is not a 4-D floating array.
+    """
+    if not isinstance(features, Mapping):
+        raise TypeError(f"features must be the backbone's dict of named feature maps; got "
+                        f"{type(features).__name__}")
+    if in_features not in features:
+        raise ValueError(f"in_features {in_features!r} is not among the backbone's features "
+                         f"{sorted(features)}")
+    return check_array(features[in_features], f"features[{in_features!r}]", ndim=4,
+                       kind="floating", shape_hint="[B, h, w, C]")
 
 
 class _ConvFC(nn.Module):
@@ -42,7 +66,7 @@ class _ConvFC(nn.Module):
     spatial layout), ``Dense(hidden)`` + ReLU, ``Dense(outputs)``."""
 
     outputs: int
-    conv_features: int
+    conv_channels: int
     num_convs: int
     conv_stride: int
     hidden: int
@@ -52,7 +76,7 @@ class _ConvFC(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         for i in range(self.num_convs):
-            x = ConvBNAct(self.conv_features, 3, strides=self.conv_stride if i == 0 else 1,
+            x = ConvBNAct(self.conv_channels, 3, strides=self.conv_stride if i == 0 else 1,
                           dtype=self.dtype, param_dtype=self.param_dtype,
                           name=f"conv{i + 1}")(x, train=train)
         x = x.reshape(x.shape[0], -1)
@@ -62,8 +86,8 @@ class _ConvFC(nn.Module):
                         kernel_init=nn.initializers.normal(1e-3), name="fc_out")(x)
 
 
-def _image_extent(features, stride):
-    h, w = features.shape[1], features.shape[2]
+def _image_extent(x, stride):
+    h, w = x.shape[1], x.shape[2]
     return jnp.asarray([w * stride, h * stride], jnp.float32)
 
 
@@ -75,16 +99,18 @@ class RegressionHead(nn.Module):
 
     Attributes:
       num_keypoints: ``K``.
-      stride: the input feature map's stride (image pixels per feature cell).
-      conv_features, num_convs, conv_stride: the convolutional part (the first conv's stride
+      stride: the input map's stride (image pixels per feature cell).
+      in_features: the name of the input map in the backbone's features.
+      conv_channels, num_convs, conv_stride: the convolutional part (the first conv's stride
         reduces the flattened size).
       hidden: width of the fully connected layer.
-    ``__call__(features [B, h, w, C], *, train)`` → ``{"coords": float32 [B, K, 2]}``.
+    ``__call__(features, *, train)`` → ``{"coords": float32 [B, K, 2]}``.
     """
 
     num_keypoints: int
     stride: int
-    conv_features: int = 64
+    in_features: str = "stage4"
+    conv_channels: int = 64
     num_convs: int = 2
     conv_stride: int = 1
     hidden: int = 256
@@ -93,12 +119,12 @@ class RegressionHead(nn.Module):
 
     @nn.compact
     def __call__(self, features, *, train: bool):
-        features = _check_features(features)
-        raw = _ConvFC(2 * self.num_keypoints, self.conv_features, self.num_convs,
+        x = select_feature(features, self.in_features)
+        raw = _ConvFC(2 * self.num_keypoints, self.conv_channels, self.num_convs,
                       self.conv_stride, self.hidden, self.dtype, self.param_dtype,
-                      name="trunk")(features, train=train)
+                      name="trunk")(x, train=train)
         raw = raw.astype(jnp.float32).reshape(-1, self.num_keypoints, 2)
-        return {"coords": (0.5 + raw) * _image_extent(features, self.stride)}
+        return {"coords": (0.5 + raw) * _image_extent(x, self.stride)}
 
 
 class DensityHead(nn.Module):
@@ -106,14 +132,16 @@ class DensityHead(nn.Module):
 
     ``coords = (0.5 + r_μ) · extent`` as in :class:`RegressionHead`;
     ``log_std = r_σ + log(extent / 8)`` (an untrained head predicts σ ≈ one eighth of the
-    image size), in image pixels. Train with :func:`vai_jax.pose.losses.gaussian_nll_loss`.
+    image size), in image pixels. Train with :func:`vai_jax.pose.losses.density_loss`.
+    Attributes as :class:`RegressionHead`.
 
     ``__call__(features, *, train)`` → ``{"coords": [B, K, 2], "log_std": [B, K, 2]}`` float32.
     """
 
     num_keypoints: int
     stride: int
-    conv_features: int = 64
+    in_features: str = "stage4"
+    conv_channels: int = 64
     num_convs: int = 2
     conv_stride: int = 1
     hidden: int = 256
@@ -122,12 +150,12 @@ class DensityHead(nn.Module):
 
     @nn.compact
     def __call__(self, features, *, train: bool):
-        features = _check_features(features)
-        raw = _ConvFC(4 * self.num_keypoints, self.conv_features, self.num_convs,
+        x = select_feature(features, self.in_features)
+        raw = _ConvFC(4 * self.num_keypoints, self.conv_channels, self.num_convs,
                       self.conv_stride, self.hidden, self.dtype, self.param_dtype,
-                      name="trunk")(features, train=train)
+                      name="trunk")(x, train=train)
         raw = raw.astype(jnp.float32).reshape(-1, self.num_keypoints, 4)
-        extent = _image_extent(features, self.stride)
+        extent = _image_extent(x, self.stride)
         return {"coords": (0.5 + raw[..., :2]) * extent,
                 "log_std": raw[..., 2:] + jnp.log(extent / 8.0)}
 
@@ -136,7 +164,7 @@ class _Upsampler(nn.Module):
     """``num_deconv`` × (4×4 stride-2 transposed conv, BN, ReLU) then ``num_convs`` × 3×3
     conv-BN-ReLU; spatial size × ``2**num_deconv``."""
 
-    deconv_features: int
+    deconv_channels: int
     num_deconv: int
     num_convs: int
     dtype: jnp.dtype
@@ -145,41 +173,43 @@ class _Upsampler(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         for i in range(self.num_deconv):
-            x = nn.ConvTranspose(self.deconv_features, (4, 4), strides=(2, 2), padding="SAME",
+            x = nn.ConvTranspose(self.deconv_channels, (4, 4), strides=(2, 2), padding="SAME",
                                  use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
                                  name=f"deconv{i + 1}")(x)
             x = batch_norm(train=train, dtype=self.dtype, param_dtype=self.param_dtype)(
                 name=f"deconv{i + 1}_bn")(x)
             x = nn.relu(x)
         for i in range(self.num_convs):
-            x = ConvBNAct(self.deconv_features, 3, dtype=self.dtype,
+            x = ConvBNAct(self.deconv_channels, 3, dtype=self.dtype,
                           param_dtype=self.param_dtype, name=f"conv{i + 1}")(x, train=train)
         return x
 
 
-def _final_conv(features, name, dtype, param_dtype):
-    return nn.Conv(features, (1, 1), dtype=dtype, param_dtype=param_dtype,
+def _final_conv(channels, name, dtype, param_dtype):
+    return nn.Conv(channels, (1, 1), dtype=dtype, param_dtype=param_dtype,
                    kernel_init=nn.initializers.normal(1e-3), name=name)
 
 
 class HeatmapHead(nn.Module):
-    """Fully convolutional heatmap head (Simple Baselines): deconvolution up-sampling and a
-    1×1 convolution to ``K`` maps. Works on any feature map of any size.
+    """Fully convolutional heatmap head (Xiao et al. 2018, Simple Baselines): deconvolution
+    up-sampling and a 1×1 convolution to ``K`` maps. Works on a map of any size.
 
     Attributes:
       num_keypoints: ``K``.
-      stride: input feature stride; the heatmaps' stride is :attr:`heatmap_stride`.
+      stride: the input map's stride; the heatmaps' stride is :attr:`heatmap_stride`.
+      in_features: the name of the input map in the backbone's features.
       num_deconv: number of ×2 up-sampling steps (0 keeps the feature resolution).
-      deconv_features: channels of the up-sampling layers.
+      deconv_channels: channels of the up-sampling layers.
       num_convs: 3×3 conv-BN-ReLU layers after up-sampling.
-    ``__call__(features [B, h, w, C], *, train)`` →
-    ``{"heatmaps": float32 [B, h·2**num_deconv, w·2**num_deconv, K]}``.
+    ``__call__(features, *, train)`` → ``{"heatmaps": float32 [B, h·2**num_deconv,
+    w·2**num_deconv, K]}`` for an input map ``[B, h, w, C]``.
     """
 
     num_keypoints: int
     stride: int
+    in_features: str = "stage4"
     num_deconv: int = 2
-    deconv_features: int = 64
+    deconv_channels: int = 64
     num_convs: int = 1
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
@@ -190,9 +220,9 @@ class HeatmapHead(nn.Module):
         return self.stride / 2 ** self.num_deconv
 
     def _heatmaps(self, features, *, train):
-        features = _check_features(features)
-        x = _Upsampler(self.deconv_features, self.num_deconv, self.num_convs, self.dtype,
-                       self.param_dtype, name="upsample")(features, train=train)
+        x = select_feature(features, self.in_features)
+        x = _Upsampler(self.deconv_channels, self.num_deconv, self.num_convs, self.dtype,
+                       self.param_dtype, name="upsample")(x, train=train)
         hm = _final_conv(self.num_keypoints, "final", self.dtype, self.param_dtype)(x)
         return x, hm.astype(jnp.float32)
 
@@ -204,8 +234,8 @@ class HeatmapHead(nn.Module):
 class IntegralHead(HeatmapHead):
     """Integral regression (Sun et al. 2018): :class:`HeatmapHead` logits, then
     :func:`vai_jax.ops.soft_argmax` with inverse temperature ``beta``, mapped to image pixels.
-    Differentiable end to end; trained on coordinates (:func:`vai_jax.pose.losses.integral_l1`
-    or :func:`~vai_jax.pose.losses.coordinate_l1` on ``coords``).
+    Differentiable end to end; trained on coordinates (:func:`vai_jax.pose.losses.coordinate_loss`
+    on ``coords``, or :func:`~vai_jax.pose.losses.integral_l1` on ``heatmaps``).
 
     ``__call__(features, *, train)`` → ``{"heatmaps": [B, H, W, K] (logits),
     "coords": [B, K, 2] image pixels}``.
@@ -227,7 +257,7 @@ class PAFHead(HeatmapHead):
     Attributes:
       num_limbs: ``L``, the skeleton's number of limbs.
     ``__call__(features, *, train)`` → ``{"heatmaps": [B, H, W, K],
-    "fields": [B, H, W, L, 2]}`` (float32, same grid of stride :attr:`heatmap_stride`).
+    "pafs": [B, H, W, L, 2]}`` (float32, same grid of stride :attr:`heatmap_stride`).
     """
 
     num_limbs: int = 1
@@ -235,33 +265,29 @@ class PAFHead(HeatmapHead):
     @nn.compact
     def __call__(self, features, *, train: bool):
         x, hm = self._heatmaps(features, train=train)
-        fields = _final_conv(2 * self.num_limbs, "final_fields", self.dtype, self.param_dtype)(x)
-        fields = fields.astype(jnp.float32)
-        return {"heatmaps": hm, "fields": fields.reshape(fields.shape[:3] + (self.num_limbs, 2))}
+        pafs = _final_conv(2 * self.num_limbs, "final_fields", self.dtype, self.param_dtype)(x)
+        pafs = pafs.astype(jnp.float32)
+        return {"heatmaps": hm, "pafs": pafs.reshape(pafs.shape[:3] + (self.num_limbs, 2))}
 
 
 class PoseNet(nn.Module):
-    """A backbone and a pose head on one of its named feature maps.
+    """A backbone and a pose head on its named feature maps.
 
     Attributes:
       backbone: a module whose ``__call__(x, *, train)`` returns ``(logits_or_None, features)``
         (any :func:`vai_jax.create_model` backbone).
-      head: one of the heads above; its ``stride`` must be the chosen feature's stride.
-      feature: the key of ``features`` fed to the head (e.g. ``"stage3"``).
+      head: one of the heads above; it reads ``features[head.in_features]``, whose stride must
+        be the head's ``stride``.
     ``__call__(images [B, H, W, 3], *, train)`` → the head's dict.
     """
 
     backbone: nn.Module
     head: nn.Module
-    feature: str
 
     @nn.compact
     def __call__(self, x, *, train: bool):
         _, features = self.backbone(x, train=train)
-        if self.feature not in features:
-            raise ValueError(f"feature {self.feature!r} is not among the backbone's features "
-                             f"{sorted(features)}")
-        return self.head(features[self.feature], train=train)
+        return self.head(features, train=train)
 
 
 def num_upsampling_steps(feature_stride: int, heatmap_stride: int) -> int:
@@ -275,4 +301,4 @@ def num_upsampling_steps(feature_stride: int, heatmap_stride: int) -> int:
 
 
 __all__ = ["DensityHead", "HeatmapHead", "IntegralHead", "PAFHead", "PoseNet",
-           "RegressionHead", "num_upsampling_steps"]
+           "RegressionHead", "num_upsampling_steps", "select_feature"]
