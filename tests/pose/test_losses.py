@@ -96,3 +96,47 @@ def test_shape_mismatch_raises():
         pl.coordinate_l1(PRED[:, :2], TGT, W)
     with pytest.raises(ValueError, match="predictions"):
         pl.coordinate_l1(PRED[..., :1], TGT, W)
+
+
+def test_train_step_losses_read_outputs_and_batch():
+    batch = {"keypoints": TGT, "weights": W}
+    out = {"coords": PRED, "log_std": np.zeros((1, 3, 2), np.float32)}
+    np.testing.assert_array_equal(np.asarray(pl.coordinate_loss(out, batch)),
+                                  np.asarray(pl.coordinate_l1(PRED, TGT, W)))
+    np.testing.assert_array_equal(np.asarray(pl.density_loss(out, batch)),
+                                  np.asarray(pl.gaussian_nll_loss(PRED, out["log_std"], TGT, W)))
+    # Without "weights" the visibility v > 0 weighs the keypoints: here [1, 1, 0] == W.
+    np.testing.assert_array_equal(np.asarray(pl.coordinate_loss(out, {"keypoints": TGT})),
+                                  np.asarray(pl.coordinate_l1(PRED, TGT, W)))
+    hm = jax.random.normal(jax.random.key(0), (1, 4, 5, 3))
+    np.testing.assert_array_equal(
+        np.asarray(pl.integral_loss({"heatmaps": hm}, batch, stride=4, beta=2.0)),
+        np.asarray(pl.integral_l1(hm, TGT, W, stride=4, beta=2.0)))
+
+
+def test_heatmap_loss_is_mse_to_gaussian_targets():
+    kp = np.array([[[6.0, 2.0, 2], [30.0, 2.0, 2], [3.0, 3.0, 0]]], np.float32)  # 2nd outside
+    target = gaussian_heatmaps(kp, (4, 5), sigma=1.0, stride=4)
+    assert float(pl.heatmap_loss({"heatmaps": target}, {"keypoints": kp}, stride=4,
+                                 sigma=1.0)[0]) == 0.0
+    zeros = jnp.zeros((1, 4, 5, 3))
+    got = pl.heatmap_loss({"heatmaps": zeros}, {"keypoints": kp}, stride=4, sigma=1.0)
+    # Only keypoint 0 is labelled and inside the 20x16-pixel map.
+    np.testing.assert_allclose(np.asarray(got), [np.mean(np.asarray(target)[0, ..., 0] ** 2)],
+                               rtol=1e-6)
+
+
+def test_paf_loss_is_zero_on_its_targets_and_weighs_the_fields():
+    from vai_jax.pose.targets import multi_instance_targets
+
+    skeleton = np.array([[0, 1]], np.int32)
+    kp = np.array([[[[2.0, 2.0, 2], [12.0, 6.0, 2]], [[0, 0, 0], [0, 0, 0]]]], np.float32)
+    hm, pafs = multi_instance_targets(kp, skeleton, (4, 8), stride=2, sigma=1.0, paf_sigma=1.0)
+    opts = dict(skeleton=skeleton, stride=2, sigma=1.0, paf_sigma=1.0)
+    assert float(pl.paf_loss({"heatmaps": hm, "pafs": pafs}, {"keypoints": kp}, **opts)[0]) == 0
+    zero_fields = {"heatmaps": hm, "pafs": jnp.zeros_like(pafs)}
+    one = pl.paf_loss(zero_fields, {"keypoints": kp}, **opts)
+    three = pl.paf_loss(zero_fields, {"keypoints": kp}, paf_weight=3.0, **opts)
+    np.testing.assert_allclose(np.asarray(one), np.asarray(pl.paf_mse(zero_fields["pafs"], pafs)))
+    np.testing.assert_allclose(np.asarray(three), 3 * np.asarray(one), rtol=1e-6)
+    assert float(one[0]) > 0

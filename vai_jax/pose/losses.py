@@ -1,10 +1,22 @@
-"""2D keypoint losses: pure functions ``(predictions, targets, weights) -> per-example loss [B]``.
+"""2D keypoint losses, per example, computed in float32.
+
+Two conventions (as every task's ``losses.py``):
+
+- primitives ``(predictions, targets, weights) -> [B]``: :func:`coordinate_l1`,
+  :func:`coordinate_l2`, :func:`heatmap_mse`, :func:`integral_l1`, :func:`gaussian_nll_loss`
+  (whose prediction is the pair ``mean, log_std``) and :func:`paf_mse`;
+- train-step losses ``(outputs, batch, **options) -> [B]``
+  (:data:`vai_jax.train.step.LossFn`; bind options with ``functools.partial``), reading a
+  head's output dict (keys of :mod:`vai_jax.pose.heads`) and a batch with ``"keypoints"``
+  ``[B, K, 3]`` (``[B, M, K, 3]`` for :func:`paf_loss`) and optional ``"weights"`` ``[B, K]``
+  (default: visibility ``v > 0``): :func:`coordinate_loss`, :func:`density_loss`,
+  :func:`integral_loss`, :func:`heatmap_loss`, :func:`paf_loss`.
 
 ``weights`` ``[B, K]`` are per-keypoint weights (typically visibility ``v > 0`` as 0/1, or
-:func:`vai_jax.ops.heatmap_weights`). Every loss is the weighted *mean* over keypoints,
+:func:`vai_jax.ops.heatmap_weights`). Every keypoint loss is the weighted *mean* over keypoints,
 ``Σ_k w_k ℓ_k / max(Σ_k w_k, 1)``, so an example whose keypoints are all invisible
 (weights all 0) has loss exactly 0 and zero gradient — never NaN. Coordinates are ``(x, y)``
-image pixels; all losses are computed in float32 and returned as float32 ``[B]``.
+image pixels; all losses are returned as float32 ``[B]``.
 """
 from __future__ import annotations
 
@@ -14,6 +26,7 @@ from vai_jax._validation import check_array, check_same_shape
 from vai_jax.ops.coords import heatmap_to_image
 from vai_jax.ops.keypoints import soft_argmax
 from vai_jax.ops.numerics import gaussian_nll, l2_loss
+from vai_jax.pose.targets import heatmap_targets, multi_instance_targets
 
 
 def _coords(x, name):
@@ -151,5 +164,69 @@ def paf_mse(predictions, targets, weights=None):
     return jnp.sum(flat, -1) / jnp.maximum(jnp.sum(w.reshape(p.shape[0], -1), -1), 1.0)
 
 
-__all__ = ["coordinate_l1", "coordinate_l2", "gaussian_nll_loss", "heatmap_mse", "integral_l1",
-           "paf_mse"]
+# ------------------------------------------------------------------ train-step losses
+def _batch_weights(batch):
+    """``batch["weights"]``, or the visibility ``v > 0`` of ``batch["keypoints"]`` as 0/1."""
+    if "weights" in batch:
+        return batch["weights"]
+    return (jnp.asarray(batch["keypoints"])[..., 2] > 0).astype(jnp.float32)
+
+
+def coordinate_loss(outputs, batch):
+    """:func:`coordinate_l1` of ``outputs["coords"]`` (regression or integral head) against
+    ``batch["keypoints"]`` with the batch weights. Returns float32 ``[B]``."""
+    return coordinate_l1(outputs["coords"], batch["keypoints"], _batch_weights(batch))
+
+
+def density_loss(outputs, batch):
+    """:func:`gaussian_nll_loss` of a :class:`~vai_jax.pose.heads.DensityHead`'s ``coords``
+    (the mean) and ``log_std`` against ``batch["keypoints"]``. Returns float32 ``[B]``."""
+    return gaussian_nll_loss(outputs["coords"], outputs["log_std"], batch["keypoints"],
+                             _batch_weights(batch))
+
+
+def integral_loss(outputs, batch, *, stride, beta=1.0):
+    """:func:`integral_l1` of ``outputs["heatmaps"]`` (logits of stride ``stride``, soft-max
+    inverse temperature ``beta``) against ``batch["keypoints"]``. Returns float32 ``[B]``."""
+    return integral_l1(outputs["heatmaps"], batch["keypoints"], _batch_weights(batch),
+                       stride=stride, beta=beta)
+
+
+def heatmap_loss(outputs, batch, *, stride, sigma):
+    """:func:`heatmap_mse` of ``outputs["heatmaps"]`` ``[B, H, W, K]`` (stride ``stride``)
+    against :func:`vai_jax.pose.targets.heatmap_targets` of ``batch["keypoints"]`` (Gaussians
+    of ``sigma`` heatmap cells), weighted by those targets' weights (labelled and inside the
+    map; ``batch["weights"]`` is not used). Returns float32 ``[B]``."""
+    heatmaps = outputs["heatmaps"]
+    targets, weights = heatmap_targets(batch["keypoints"], heatmaps.shape[1:3], stride=stride,
+                                       sigma=sigma)
+    return heatmap_mse(heatmaps, targets, weights)
+
+
+def paf_loss(outputs, batch, *, skeleton, stride, sigma, paf_sigma, paf_weight=1.0):
+    """Multi-instance loss of a :class:`~vai_jax.pose.heads.PAFHead`:
+    ``heatmap_mse(heatmaps) + paf_weight · paf_mse(pafs)`` against
+    :func:`vai_jax.pose.targets.multi_instance_targets` of ``batch["keypoints"]``
+    ``[B, M, K, 3]`` (every keypoint map weighted 1).
+
+    Args:
+      outputs: ``{"heatmaps": [B, H, W, K], "pafs": [B, H, W, L, 2]}`` of stride ``stride``.
+      batch: ``{"keypoints": [B, M, K, 3], ...}``.
+      skeleton: integer ``[L, 2]`` limbs. sigma, paf_sigma: in heatmap cells.
+      paf_weight: weight of the field term.
+
+    Returns:
+      float32 ``[B]``.
+    """
+    heatmaps = outputs["heatmaps"]
+    hm_targets, paf_targets = multi_instance_targets(
+        batch["keypoints"], skeleton, heatmaps.shape[1:3], stride=stride, sigma=sigma,
+        paf_sigma=paf_sigma)
+    weights = jnp.ones(hm_targets.shape[:1] + hm_targets.shape[-1:])
+    return (heatmap_mse(heatmaps, hm_targets, weights)
+            + paf_weight * paf_mse(outputs["pafs"], paf_targets))
+
+
+__all__ = ["coordinate_l1", "coordinate_l2", "coordinate_loss", "density_loss",
+           "gaussian_nll_loss", "heatmap_loss", "heatmap_mse", "integral_l1", "integral_loss",
+           "paf_loss", "paf_mse"]
