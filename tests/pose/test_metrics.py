@@ -93,3 +93,44 @@ def test_to_coco_ground_truth_round_trip_and_ap():
     res = ep.coco_keypoint_ap(gt, ep.to_coco_results(ids, preds, np.ones(len(ids))),
                               sigmas=np.full(4, 0.05))
     assert res["AP"] == pytest.approx(1.0)
+
+
+def test_density_calibration_hand_computed():
+    pred = np.array([[[0.0, 0.0], [0.0, 0.0], [5.0, 5.0]]])
+    tgt = np.array([[[1.0, 3.0, 2], [0.5, 2.0, 1], [0.0, 0.0, 0]]])  # keypoint 2 unlabelled
+    log_std = np.log(np.array([[[2.0, 2.0], [1.0, 4.0], [9.0, 9.0]]]))
+    cal = ep.density_calibration(pred, log_std, tgt, num_bins=2)
+    # coordinates (|e|, σ): (1, 2), (3, 2), (0.5, 1), (2, 4)
+    assert cal["coverage_1sigma"] == pytest.approx(3 / 4)
+    assert cal["coverage_2sigma"] == pytest.approx(1.0)
+    assert cal["mean_sigma"] == pytest.approx(9 / 4)
+    assert cal["mean_abs_error"] == pytest.approx(6.5 / 4)
+    # σ sorted: 1 (0.5), 2 (1), 2 (3), 4 (2) -> bins {1, 2} and {2, 4}
+    np.testing.assert_allclose(cal["binned_sigma"], [1.5, 3.0])
+    np.testing.assert_allclose(cal["binned_abs_error"], [0.75, 2.5])
+    # ranks of σ [1, 2, 0, 3] (ties in sort order) vs ranks of |e| [1, 3, 0, 2]
+    assert cal["spearman_sigma_vs_error"] == pytest.approx(np.corrcoef([1, 2, 0, 3],
+                                                                       [1, 3, 0, 2])[0, 1])
+    np.testing.assert_allclose(np.sort(cal["abs_error"]), [0.5, 1, 2, 3])
+    with pytest.raises(ValueError, match="no visible keypoint"):
+        ep.density_calibration(pred, log_std, tgt * [1, 1, 0])
+
+
+def test_grouping_stats_hand_computed():
+    box = [0.0, 0.0, 10.0, 10.0]  # size 10, tolerance 0.3 -> 3 px
+    gt = np.array([[[0.0, 0.0, 2], [10.0, 0.0, 2], [0.0, 10.0, 2]],
+                   [[50.0, 50.0, 2], [60.0, 50.0, 2], [0.0, 0.0, 0]]])
+    pred = np.array([[[51.0, 50.0, 1], [60.0, 52.0, 1], [0.0, 0.0, 0]],   # 2 of instance 1
+                     [[1.0, 1.0, 1], [10.0, 0.0, 1], [20.0, 20.0, 1]],    # 2 of instance 0
+                     [[0.0, 0.0, 1], [10.0, 1.0, 1], [0.0, 9.0, 1]]])     # 3 of instance 0
+    peaks = np.array([[[0.0, 0.0], [50.0, 50.0]], [[30.0, 30.0], [0.0, 0.0]],
+                      [[0.0, 11.0], [0.0, 0.0]]])
+    peaks_valid = np.array([[True, True], [True, False], [True, False]])
+    r = ep.grouping_stats(pred, gt, np.array([box, [50.0, 50.0, 60.0, 60.0]]), peaks,
+                          peaks_valid, tolerance=0.3)
+    # Greedy: (instance 0, pred 2) with 3 hits, then (instance 1, pred 0) with 2.
+    assert r == {"gt_keypoints": 5, "grouped_correct": 5, "detected": 3, "gt_instances": 2,
+                 "pred_instances": 3, "count_exact": 0}
+    empty = ep.grouping_stats(np.zeros((0, 3, 3)), gt, np.array([box, box]), peaks,
+                              np.zeros((3, 2), bool), tolerance=0.3)
+    assert empty["grouped_correct"] == 0 and empty["detected"] == 0

@@ -1,4 +1,5 @@
-"""2D keypoint metrics: mean pixel error, PCK@α, and COCO keypoint AP (OKS) via pycocotools.
+"""2D keypoint metrics: mean pixel error, PCK@α, COCO keypoint AP (OKS) via pycocotools, the
+calibration of predicted uncertainties, and the grouping quality of multi-instance predictions.
 
 Coordinates are ``(x, y)`` image pixels in the frame of :mod:`vai_jax.ops.coords`. Metrics run
 on host NumPy values (after training / inference), not inside ``jit``.
@@ -216,6 +217,95 @@ def coco_keypoint_ap(ground_truth, results, *, sigmas=None, verbose: bool = Fals
     return {k: float(v) for k, v in zip(COCO_KEYPOINT_STATS, ev.stats)}
 
 
+def density_calibration(predictions, log_std, targets, *, num_bins: int = 10) -> dict:
+    """How well predicted standard deviations match the errors of a density head.
+
+    Per visible coordinate (``x`` and ``y`` separately) the absolute error ``|e|`` and the
+    predicted ``σ = exp(log_std)``. For a calibrated Gaussian, ``|e| <= σ`` for 68.3% and
+    ``<= 2σ`` for 95.4% of the coordinates, and ``E|e| = σ·√(2/π)``.
+
+    Args:
+      predictions: ``[..., K, 2]`` means (image pixels).
+      log_std: ``[..., K, 2]`` natural log of σ (image pixels).
+      targets: keypoints ``[..., K, 3]``; coordinates of keypoints with ``v > 0`` count.
+      num_bins: coordinates sorted by σ and split into this many equal-count bins.
+
+    Returns:
+      dict: ``spearman_sigma_vs_error`` (rank correlation of σ and ``|e|``; ties ranked in
+      sort order), ``coverage_1sigma``, ``coverage_2sigma``, ``mean_sigma``,
+      ``mean_abs_error``, ``binned_sigma`` and ``binned_abs_error`` (per-bin means, lists),
+      ``sigma`` and ``abs_error`` (float64 ``[N]`` per coordinate, for plots).
+    """
+    t = np.asarray(targets)
+    vis = t[..., 2] > 0
+    if not vis.any():
+        raise ValueError("density_calibration: no visible keypoint (all visibility 0)")
+    err = np.abs(np.asarray(predictions) - t[..., :2])[vis].reshape(-1)
+    sd = np.exp(np.asarray(log_std))[vis].reshape(-1)
+    bins = np.array_split(np.argsort(sd), num_bins)
+    mean_sd = np.array([sd[b].mean() for b in bins])
+    mean_err = np.array([err[b].mean() for b in bins])
+    rank = lambda a: np.argsort(np.argsort(a))
+    return {"spearman_sigma_vs_error": float(np.corrcoef(rank(sd), rank(err))[0, 1]),
+            "coverage_1sigma": float(np.mean(err <= sd)),
+            "coverage_2sigma": float(np.mean(err <= 2 * sd)),
+            "mean_sigma": float(sd.mean()), "mean_abs_error": float(err.mean()),
+            "binned_sigma": mean_sd.tolist(), "binned_abs_error": mean_err.tolist(),
+            "sigma": sd, "abs_error": err}
+
+
+def grouping_stats(predictions, targets, boxes, peaks, peaks_valid, *, tolerance) -> dict:
+    """Quality of grouped multi-instance keypoints on one image.
+
+    A keypoint is correct within ``max(2, tolerance · box size)`` pixels of its target
+    (:func:`box_reference_size`). Predicted and target instances are matched one-to-one,
+    greedily by the number of visible target keypoints a prediction reproduces (ties in index
+    order); ``grouped_correct`` sums the matched counts. ``detected`` counts the visible target
+    keypoints that some detected peak of the same keypoint type reaches, before grouping.
+
+    Args:
+      predictions: ``[P, K, 3]`` grouped instances ``[x, y, v]`` (``v > 0``: present), image
+        pixels.
+      targets: ``[G, K, 3]`` target instances (``v > 0``: visible).
+      boxes: ``[G, 4]`` target boxes.
+      peaks: ``[K, N, 2]`` detected peaks per keypoint type, image pixels.
+      peaks_valid: bool ``[K, N]``.
+      tolerance: fraction of the box size.
+
+    Returns:
+      dict of ints: ``gt_keypoints`` (visible target keypoints), ``grouped_correct``,
+      ``detected``, ``gt_instances``, ``pred_instances`` and ``count_exact`` (1 when
+      ``P == G``).
+    """
+    pred, gt = np.asarray(predictions), np.asarray(targets)
+    peaks, peaks_valid = np.asarray(peaks), np.asarray(peaks_valid, bool)
+    tol = np.maximum(2.0, tolerance * box_reference_size(boxes))  # [G]
+    g_vis = gt[..., 2] > 0  # [G, K]
+    hits = np.zeros((len(gt), len(pred)), np.int64)
+    for g in range(len(gt)):
+        for p in range(len(pred)):
+            d = np.linalg.norm(pred[p, :, :2] - gt[g, :, :2], axis=-1)
+            hits[g, p] = int(np.sum(g_vis[g] & (pred[p, :, 2] > 0) & (d <= tol[g])))
+    correct, used_g, used_p = 0, set(), set()
+    for flat in np.argsort(-hits, axis=None, kind="stable") if hits.size else []:
+        g, p = divmod(int(flat), len(pred))
+        if hits[g, p] == 0:
+            break
+        if g in used_g or p in used_p:
+            continue
+        used_g.add(g), used_p.add(p)
+        correct += int(hits[g, p])
+    detected = 0
+    for g in range(len(gt)):
+        for k in np.flatnonzero(g_vis[g]):
+            cand = peaks[k][peaks_valid[k]]
+            if len(cand) and np.min(np.linalg.norm(cand - gt[g, k, :2], axis=-1)) <= tol[g]:
+                detected += 1
+    return {"gt_keypoints": int(g_vis.sum()), "grouped_correct": correct, "detected": detected,
+            "gt_instances": len(gt), "pred_instances": len(pred),
+            "count_exact": int(len(gt) == len(pred))}
+
+
 __all__ = ["COCO_KEYPOINT_STATS", "COCO_PERSON_SIGMAS", "box_reference_size",
-           "coco_keypoint_ap", "keypoint_distances", "mean_pixel_error", "pck",
-           "to_coco_ground_truth", "to_coco_results"]
+           "coco_keypoint_ap", "density_calibration", "grouping_stats", "keypoint_distances",
+           "mean_pixel_error", "pck", "to_coco_ground_truth", "to_coco_results"]
