@@ -1,5 +1,6 @@
-"""What every backbone shares: the per-stage feature description (and, re-exported, the
-BatchNorm factory of :mod:`vai_jax.nn.norm`)."""
+"""What every backbone shares: the per-stage feature description, the pooled classifier, the
+input transform of torchvision's Inception nets (and, re-exported, the BatchNorm factory of
+:mod:`vai_jax.nn.norm`)."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -32,3 +33,17 @@ def pooled_classifier(module, x, *, train: bool):
     x = nn.Dropout(module.dropout_rate, deterministic=not train)(x)
     return nn.Dense(module.num_classes, dtype=module.dtype, param_dtype=module.param_dtype,
                     name="fc")(x)
+
+
+# torchvision's ImageNet normalisation (mean, std per RGB channel).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_to_inception_input(x):
+    """torchvision's ``transform_input`` of GoogLeNet and Inception v3: re-normalise an input
+    normalised with the ImageNet mean and std (``(v − mean) / std``) to ``(v − 0.5) / 0.5``, the
+    normalisation their ported weights were trained with. ``[..., 3]`` → same shape and dtype."""
+    scale = jnp.asarray([s / 0.5 for s in IMAGENET_STD], x.dtype)
+    shift = jnp.asarray([(m - 0.5) / 0.5 for m in IMAGENET_MEAN], x.dtype)
+    return x * scale + shift

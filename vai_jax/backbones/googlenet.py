@@ -13,7 +13,9 @@ listed, 498K from the widths) and ``inception_5a`` (1072K listed, 1019K from the
 this module follows the widths. torchvision's ``googlenet`` has 6,624,904 parameters because it
 uses 3×3 kernels in the "5×5" branches (a known discrepancy kept for its ported weights) and
 BatchNorm instead of conv biases; ``GoogLeNet(norm=True, lrn=False, kernel5x5=3)`` reproduces
-that count exactly (13,004,888 with auxiliary classifiers, also torchvision's).
+that count exactly (13,004,888 with auxiliary classifiers, also torchvision's); with
+``pool4_window=2, aux_pool="adaptive", bn_epsilon=1e-3`` it also computes torchvision's function
+(what :func:`vai_jax.weights.from_torchvision` builds for ``"googlenet"``).
 
 Auxiliary classifiers (``aux_logits=True``, §5: on the outputs of 4a and 4d: 5×5/3 average
 pool, 1×1 conv with 128 channels, FC 1024, 70% dropout, linear) run only when ``train=True``
@@ -34,7 +36,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo, pooled_classifier
+from vai_jax.backbones.base import FeatureInfo, imagenet_to_inception_input, pooled_classifier
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.inception import InceptionModule
 from vai_jax.nn.lrn import local_response_norm
@@ -52,7 +54,7 @@ INCEPTION_V1_TABLE = {
     "inception_5a": (256, 160, 320, 32, 128, 128),
     "inception_5b": (384, 192, 384, 48, 128, 128),
 }
-# Modules of each stride group; a 3×3/2 max pool precedes groups 4 and 5.
+# Modules of each stride group; a stride-2 max pool precedes groups 4 and 5.
 _GROUPS = (("inception_3a", "inception_3b"),
            ("inception_4a", "inception_4b", "inception_4c", "inception_4d", "inception_4e"),
            ("inception_5a", "inception_5b"))
@@ -61,22 +63,31 @@ _GROUPS = (("inception_3a", "inception_3b"),
 class AuxClassifier(nn.Module):
     """GoogLeNet's auxiliary classifier: 5×5/3 average pool (then adaptive average pooling to
     4×4, the identity for the paper's 14×14 input, so other input sizes work), 1×1 conv (128),
-    FC 1024 + ReLU, dropout, linear. ``[B, H, W, C] → [B, num_classes]``."""
+    FC 1024 + ReLU, dropout, linear. ``[B, H, W, C] → [B, num_classes]``.
+
+    ``pool="adaptive"`` replaces the two poolings by one adaptive average pooling to 4×4
+    (torchvision's ``InceptionAux``); ``"avg5x5"`` is the paper's. ``bn_epsilon`` as in
+    :class:`~vai_jax.nn.ConvBNAct`."""
 
     num_classes: int
     dropout_rate: float = 0.7
     norm: bool = False
+    pool: str = "avg5x5"
+    bn_epsilon: float = 1e-5
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        if x.shape[1] >= 5 and x.shape[2] >= 5:
+        if self.pool not in ("avg5x5", "adaptive"):
+            raise ValueError(f"pool must be 'avg5x5' or 'adaptive'; got {self.pool!r}")
+        if self.pool == "avg5x5" and x.shape[1] >= 5 and x.shape[2] >= 5:
             x = nn.avg_pool(x, (5, 5), strides=(3, 3))
         x = adaptive_pool_2d(x, 4, reduce="avg")
         x = ConvBNAct(128, 1, norm=self.norm, dtype=self.dtype, param_dtype=self.param_dtype,
-                      bn_axis_name=self.bn_axis_name, name="conv")(x, train=train)
+                      bn_axis_name=self.bn_axis_name, bn_epsilon=self.bn_epsilon,
+                      name="conv")(x, train=train)
         x = x.reshape(x.shape[0], -1)
         dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
         x = nn.relu(dense(1024, name="fc1")(x))
@@ -99,6 +110,14 @@ class GoogLeNet(nn.Module):
       dropout_rate: before the classifier (0.4 in the paper).
       aux_dropout_rate: in the auxiliary classifiers (0.7).
       table: ``{module name: 6 widths}`` replacing Table 1 (e.g. thinner nets for tests).
+      pool4_window: window of the stride-2, ceil-mode max pool before ``inception_5a``: 3 (the
+        paper's 3×3/2) or 2 (torchvision's ``maxpool4``, 2×2/2).
+      aux_pool: pooling of the auxiliary classifiers, ``"avg5x5"`` (the paper) or
+        ``"adaptive"`` (torchvision); see :class:`AuxClassifier`.
+      bn_epsilon: BatchNorm epsilon with ``norm`` (1e-5; torchvision's GoogLeNet uses 1e-3).
+      transform_input: first map an ImageNet-normalised input to the ``(v − 0.5) / 0.5``
+        normalisation (torchvision's ``transform_input``, on for its pretrained weights; see
+        :func:`~vai_jax.backbones.base.imagenet_to_inception_input`).
       dtype, param_dtype, bn_axis_name: compute dtype, parameter dtype, ``pmap`` BN axis.
 
     ``__call__(x, *, train)``: ``x`` ``[B, H, W, C]`` floating (``H, W >= 32``) →
@@ -115,6 +134,10 @@ class GoogLeNet(nn.Module):
     dropout_rate: float = 0.4
     aux_dropout_rate: float = 0.7
     table: dict | None = None
+    pool4_window: int = 3
+    aux_pool: str = "avg5x5"
+    bn_epsilon: float = 1e-5
+    transform_input: bool = False
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
@@ -144,11 +167,16 @@ class GoogLeNet(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        if self.pool4_window not in (2, 3):
+            raise ValueError(f"pool4_window must be 2 or 3; got {self.pool4_window!r}")
         conv = functools.partial(ConvBNAct, norm=self.norm, dtype=self.dtype,
-                                 param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
+                                 param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
+                                 bn_epsilon=self.bn_epsilon)
         pool = functools.partial(max_pool_2d, window=3, strides=2, ceil_mode=True)
         features = {}
         x = x.astype(self.dtype)
+        if self.transform_input:
+            x = imagenet_to_inception_input(x)
         x = conv(64, 7, strides=2, name="conv1")(x, train=train)
         features["stem"] = x
         x = pool(x)
@@ -164,16 +192,19 @@ class GoogLeNet(nn.Module):
         with_aux = self.aux_logits and self.num_classes > 0 and (train or self.is_initializing())
         aux_on = {"inception_4a": "aux1", "inception_4d": "aux2"}
         for g, group in enumerate(_GROUPS):
-            if g > 0:
+            if g == 1:
                 x = pool(x)
+            elif g == 2:
+                x = max_pool_2d(x, self.pool4_window, 2, ceil_mode=True)
             for name in group:
                 x = InceptionModule(*self._table()[name], naive=self.naive,
                                     kernel5x5=self.kernel5x5, norm=self.norm, dtype=self.dtype,
                                     param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
-                                    name=name)(x, train=train)
+                                    bn_epsilon=self.bn_epsilon, name=name)(x, train=train)
                 features[name] = x
                 if with_aux and name in aux_on:
                     aux = AuxClassifier(self.num_classes, self.aux_dropout_rate, norm=self.norm,
+                                        pool=self.aux_pool, bn_epsilon=self.bn_epsilon,
                                         dtype=self.dtype, param_dtype=self.param_dtype,
                                         bn_axis_name=self.bn_axis_name, name=aux_on[name])(x, train=train)
                     if train:

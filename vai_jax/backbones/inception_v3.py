@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo, pooled_classifier
+from vai_jax.backbones.base import FeatureInfo, imagenet_to_inception_input, pooled_classifier
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.spp import max_pool_2d
 
@@ -42,10 +42,12 @@ class _Mixed(nn.Module):
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
+    bn_epsilon: float = 1e-5
 
     def conv(self, features, kernel, name, **kw):
         return ConvBNAct(features, kernel, dtype=self.dtype, param_dtype=self.param_dtype,
-                         bn_axis_name=self.bn_axis_name, name=name, **kw)
+                         bn_axis_name=self.bn_axis_name, bn_epsilon=self.bn_epsilon, name=name,
+                         **kw)
 
 
 def _avg3(x):
@@ -170,6 +172,10 @@ class InceptionV3(nn.Module):
       num_classes: classifier width; 0 for none (``logits`` is None).
       aux_logits: build the auxiliary classifier (``features["aux"]`` when ``train=True``).
       dropout_rate: before the classifier (0.5).
+      bn_epsilon: BatchNorm epsilon (1e-5; torchvision's ``BasicConv2d`` uses 1e-3).
+      transform_input: first map an ImageNet-normalised input to the ``(v − 0.5) / 0.5``
+        normalisation (torchvision's ``transform_input``, on for its pretrained weights; see
+        :func:`~vai_jax.backbones.base.imagenet_to_inception_input`).
       dtype, param_dtype, bn_axis_name: compute dtype, parameter dtype, ``pmap`` BN axis.
 
     ``__call__(x, *, train)``: ``x`` ``[B, H, W, C]`` floating, ``H, W >= 75`` →
@@ -179,6 +185,8 @@ class InceptionV3(nn.Module):
     num_classes: int = 1000
     aux_logits: bool = False
     dropout_rate: float = 0.5
+    bn_epsilon: float = 1e-5
+    transform_input: bool = False
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
@@ -195,11 +203,14 @@ class InceptionV3(nn.Module):
         x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
         if min(x.shape[1:3]) < 75:
             raise ValueError(f"x must be at least 75×75 for Inception v3; got shape {tuple(x.shape)}")
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
+                  bn_epsilon=self.bn_epsilon)
         conv = functools.partial(ConvBNAct, **kw)
         t = dict(train=train)
         features = {}
         x = x.astype(self.dtype)
+        if self.transform_input:
+            x = imagenet_to_inception_input(x)
         x = conv(32, 3, strides=2, padding=_VALID, name="conv2d_1a_3x3")(x, **t)
         x = conv(32, 3, padding=_VALID, name="conv2d_2a_3x3")(x, **t)
         x = conv(64, 3, name="conv2d_2b_3x3")(x, **t)

@@ -40,6 +40,10 @@ class ConvBNAct(nn.Module):
       act: activation, or None for none.
       bn_axis_name: ``pmap`` axis to synchronise BatchNorm statistics over.
       bn_scale_init: init of the BN scale (``nn.initializers.zeros`` for zero-init residuals).
+      bn_epsilon: BatchNorm epsilon (1e-5, PyTorch's default; torchvision's Inception v1/v3
+        ``BasicConv2d`` and MobileNetV3 use 1e-3).
+      bn_momentum: BatchNorm momentum in Flax's convention (0.9, PyTorch's 0.1; torchvision's
+        MobileNetV3 uses 0.99, PyTorch's 0.01).
     Input ``[..., H, W, C_in]`` → output ``[..., H', W', features]``.
     """
 
@@ -56,6 +60,8 @@ class ConvBNAct(nn.Module):
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
     bn_scale_init: Callable = nn.initializers.ones
+    bn_epsilon: float = 1e-5
+    bn_momentum: float = 0.9
     kernel_init: Callable = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
     @nn.compact
@@ -68,7 +74,8 @@ class ConvBNAct(nn.Module):
                     param_dtype=self.param_dtype, kernel_init=self.kernel_init, name="conv")(x)
         if self.norm:
             x = batch_norm(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
-                           axis_name=self.bn_axis_name, scale_init=self.bn_scale_init)(name="bn")(x)
+                           axis_name=self.bn_axis_name, scale_init=self.bn_scale_init,
+                           epsilon=self.bn_epsilon, momentum=self.bn_momentum)(name="bn")(x)
         if self.act is not None:
             x = self.act(x)
         return x

@@ -30,6 +30,7 @@ class InceptionModule(nn.Module):
       naive: Fig. 2(a) instead of Fig. 2(b).
       kernel5x5: kernel of the "5×5" branch; 5 as in the paper (torchvision's GoogLeNet uses 3).
       norm: BatchNorm after every conv.
+      bn_epsilon: BatchNorm epsilon (1e-5; torchvision's GoogLeNet uses 1e-3).
     Param names: ``branch1x1``, ``branch3x3_reduce``, ``branch3x3``, ``branch5x5_reduce``,
     ``branch5x5``, ``pool_proj`` (each a :class:`~vai_jax.nn.ConvBNAct`).
     Input ``[B, H, W, C_in]`` → ``[B, H, W, C_out]``.
@@ -48,6 +49,7 @@ class InceptionModule(nn.Module):
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
+    bn_epsilon: float = 1e-5
     kernel_init: Callable = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
     def output_channels(self, in_channels: int) -> int:
@@ -60,7 +62,7 @@ class InceptionModule(nn.Module):
         def conv(features, k, name):
             return ConvBNAct(features, k, norm=self.norm, act=self.act, dtype=self.dtype,
                              param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
-                             kernel_init=self.kernel_init, name=name)
+                             bn_epsilon=self.bn_epsilon, kernel_init=self.kernel_init, name=name)
 
         b1 = conv(self.ch1x1, 1, "branch1x1")(x, train=train)
         b2, b3 = x, x
