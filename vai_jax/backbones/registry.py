@@ -6,11 +6,13 @@ import jax.numpy as jnp
 
 from vai_jax.backbones import alexnet, bagnet, densenet, highway, resnet, vgg
 from vai_jax.backbones import googlenet, inception_v3, inception_v4, mobilenet, shufflenet, squeezenet
+from vai_jax.backbones import mobilenet_v2, mobilenet_v3, shufflenet_v2
 
 # Family modules, each contributing its ``MODELS`` dict. Add a family by adding its module here.
 _FAMILIES = (
     resnet, vgg, alexnet, densenet, bagnet, highway,
     googlenet, inception_v3, inception_v4, mobilenet, squeezenet, shufflenet,
+    mobilenet_v2, mobilenet_v3, shufflenet_v2,
 )
 
 
