@@ -1,4 +1,5 @@
-"""fit(): SIGTERM saves and stops, early stopping, plateau reductions, padded evaluation."""
+"""fit(): SIGTERM saves and stops, corrupt checkpoints stop the run unless restart=True, early
+stopping, plateau reductions, padded evaluation."""
 import os
 import signal
 
@@ -10,7 +11,7 @@ import pytest
 from train_testing_models import TinyMLP
 from vai_jax.classification.metrics import topk_counts
 from vai_jax.classification.losses import softmax_cross_entropy
-from vai_jax.train.checkpoint import CheckpointManager
+from vai_jax.train.checkpoint import CheckpointManager, CorruptCheckpointError
 from vai_jax.train.loop import EarlyStopping, Plateau, evaluate, fit
 from vai_jax.train.optim import make_optimizer, make_plateau, plateau_update
 from vai_jax.train.state import TrainState, init_variables
@@ -66,6 +67,38 @@ def test_sigterm_saves_and_stops(tmp_path):
                  checkpoints=ckpt, progress=False)
     assert result.step == 6 and it2.pos == 6 and result.stopped_by == "completed"
     ckpt.close()
+
+
+def _all_corrupt_workdir(directory):
+    """A checkpoint directory with steps 2 and 4 whose state files are all overwritten."""
+    ckpt = CheckpointManager(str(directory), save_every=2)
+    fit(_state(), train_step=_STEP, train_iter=_Iter(), num_steps=4, batch_size=8,
+        checkpoints=ckpt, progress=False)
+    ckpt.close()
+    for step in ("2", "4"):
+        for root, _, files in os.walk(directory / step / "state"):
+            for name in files:
+                with open(os.path.join(root, name), "wb") as f:
+                    f.write(b"garbage")
+
+
+def test_all_checkpoints_corrupt_stops_fit_unless_restart(tmp_path):
+    _all_corrupt_workdir(tmp_path)
+    it = _Iter()
+    with pytest.raises(CorruptCheckpointError, match=r"cannot resume.*step 4.*step 2.*restart=True"):
+        fit(_state(), train_step=_STEP, train_iter=it, num_steps=6, batch_size=8,
+            checkpoints=CheckpointManager(str(tmp_path), save_every=2), progress=False)
+    assert it.pos == 0  # nothing was trained
+    # restart=True deletes the corrupt checkpoints and trains from step 0.
+    ckpt = CheckpointManager(str(tmp_path), save_every=2)
+    result = fit(_state(), train_step=_STEP, train_iter=it, num_steps=6, batch_size=8,
+                 checkpoints=ckpt, progress=False, restart=True)
+    assert result.step == 6 and it.pos == 6 and ckpt.all_steps() == [2, 4, 6]
+    assert ckpt.restore(_state())[2]["step"] == 6
+    ckpt.close()
+    with pytest.raises(ValueError, match="restart=True .*checkpoints"):
+        fit(_state(), train_step=_STEP, train_iter=_Iter(), num_steps=1, batch_size=8,
+            progress=False, restart=True)
 
 
 def test_early_stopping_rule():

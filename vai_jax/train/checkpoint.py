@@ -5,19 +5,39 @@ A checkpoint at step ``s`` is a directory ``<dir>/<s>/`` holding two items:
 * ``state`` — the whole :class:`~vai_jax.train.state.TrainState` as a state dict (params,
   batch_stats, optimiser state, rng, step, EMA, loss scale, plateau state, skip count);
 * ``meta`` — JSON: the data iterator position (``grain`` ``get_state()``, so resuming continues
-  with the next unseen batch), the step's metrics and any loop bookkeeping.
+  with the next unseen batch), the step's metrics, any loop bookkeeping and ``integrity``: the
+  SHA-256 of every array of ``state`` (its bytes in the saved dtype, keyed by the parameter path
+  such as ``params/conv/kernel``) and of the rest of ``meta``.
 
 Saving is asynchronous (device arrays are copied to host before :meth:`save` returns, the files
 are written in the background) and atomic (orbax writes to a temporary directory and renames
-it when complete), so a process killed at any moment leaves only whole checkpoints. On restore
-a checkpoint that cannot be read is reported with a warning naming its step and the previous
-one is used; restoring into a state of different shapes raises a ValueError naming the first
-mismatching parameter.
+it when complete), so a process killed at any moment leaves only whole checkpoints.
+
+On restore every array is checked against its recorded checksum. A checkpoint that cannot be
+read or whose checksums do not match (bit rot, a truncated copy) is reported with a warning
+naming its step and the first mismatching entry, and the previous checkpoint is used. When the
+directory holds checkpoints but none is intact, :meth:`CheckpointManager.restore` raises
+:class:`CorruptCheckpointError` rather than answering "no checkpoint"; training afresh over
+such a directory is the explicit :meth:`CheckpointManager.delete_all` (``fit(restart=True)``).
+Checkpoints written before checksums were recorded are restored unverified, with a warning.
+Restoring into a state of different shapes raises a ValueError naming the first mismatching
+parameter.
+
+Arrays that no process holds completely (sharded over several hosts and not replicated) are not
+checksummed; replicated arrays are checked through one local copy.
+
+Test hook: when the environment variable ``VAI_JAX_CHECKPOINT_WRITE_DELAY_S`` is set (seconds)
+as a :class:`CheckpointManager` is created, its background writes wait that long before the
+checkpoint is committed, so that a test can kill the process while an asynchronous save is in
+flight.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import time
 
 import jax
 import numpy as np
@@ -52,8 +72,105 @@ def check_compatible(saved_shapes: dict, target_shapes: dict, *, step: int) -> N
                 f"{saved_shapes[name]} in the checkpoint but {target_shapes[name]} in the model")
 
 
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint directory holds checkpoints but the requested one, or every one, is
+    unreadable or fails its checksums."""
+
+
+WRITE_DELAY_ENV = "VAI_JAX_CHECKPOINT_WRITE_DELAY_S"
+
+
+class _DelayFuture:
+    """A commit future that completes ``seconds`` after it is first waited on (test hook)."""
+
+    def __init__(self, seconds: float):
+        self._seconds = seconds
+
+    def result(self, timeout: float | None = None):
+        del timeout
+        time.sleep(self._seconds)
+
+    def cancel(self) -> None:
+        pass
+
+
+def _delayed(handler, seconds: float):
+    """``handler`` with its background write finishing ``seconds`` late (test hook)."""
+    async_save = handler.async_save
+
+    async def delayed_async_save(*args, **kwargs):
+        futures = await async_save(*args, **kwargs)
+        return list(futures or []) + [_DelayFuture(seconds)]
+
+    handler.async_save = delayed_async_save
+    return handler
+
+
 def _item_handlers() -> dict:
-    return {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+    state = ocp.StandardCheckpointHandler()
+    delay = os.environ.get(WRITE_DELAY_ENV)
+    if delay:
+        state = _delayed(state, float(delay))
+    return {"state": state, "meta": ocp.JsonCheckpointHandler()}
+
+
+# ----------------------------------------------------------------------------- checksums
+def _host_bytes(x) -> np.ndarray | None:
+    """The array's values on this host as a C-ordered NumPy array, or ``None`` when no
+    complete copy is addressable here (sharded over hosts and not replicated)."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        if not x.sharding.is_fully_replicated:
+            return None
+        x = x.addressable_shards[0].data
+    return np.ascontiguousarray(np.asarray(x))
+
+
+def _digest(x) -> str | None:
+    arr = _host_bytes(x)
+    if arr is None:
+        return None
+    return hashlib.sha256(arr.reshape(-1).view(np.uint8)).hexdigest()
+
+
+def _leaf_digests(tree) -> dict:
+    """``{path: sha256 hex}`` of every array leaf of a state dict (see :func:`_host_bytes`)."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if hasattr(leaf, "shape"):
+            digest = _digest(leaf)
+            if digest is not None:
+                out[_path_str(path)] = digest
+    return out
+
+
+def _meta_digest(meta: dict) -> str:
+    """SHA-256 of ``meta`` (without ``integrity``) as canonical JSON (stable over a JSON round
+    trip: tuples become lists, keys strings)."""
+    body = json.loads(json.dumps({k: v for k, v in meta.items() if k != "integrity"}))
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _verify(state_dict, meta: dict) -> str | None:
+    """``None`` when ``state_dict`` and ``meta`` match the checksums recorded in ``meta``
+    (or none were recorded), else a description of the first mismatch."""
+    integrity = meta.get("integrity")
+    if integrity is None:
+        return None
+    if integrity.get("meta") != _meta_digest(meta):
+        return "checksum mismatch in the 'meta' item (step, metrics, data position)"
+    recorded = integrity.get("leaves", {})
+    actual = _leaf_digests(state_dict)
+    present = {_path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(state_dict)[0]}
+    for name in sorted(recorded):
+        if name not in actual:
+            if name in present:
+                continue  # not addressable from this process: cannot be checked here
+            return f"entry {name!r} with a recorded checksum is missing"
+        if actual[name] != recorded[name]:
+            return (f"checksum mismatch in {name!r} (sha256 {actual[name][:12]}... read, "
+                    f"{recorded[name][:12]}... saved)")
+    return None
 
 
 class CheckpointManager:
@@ -105,6 +222,9 @@ class CheckpointManager:
           metrics: scalars of this step; must contain ``best_metric`` for the step to compete
             for "best".
           extra: JSON-serialisable loop bookkeeping returned by :meth:`restore`.
+
+        The arrays' SHA-256 checksums are computed here, before returning (this reads every
+        array to the host once), and stored in the step's ``meta`` item.
         """
         step = int(step)
         if step in self._manager.all_steps():
@@ -112,10 +232,13 @@ class CheckpointManager:
         metrics = {k: float(v) for k, v in (metrics or {}).items()}
         meta = {"step": step, "metrics": metrics, "extra": extra or {},
                 "data_state": None if data_state is None else data_state.decode("utf-8")}
+        state_dict = serialization.to_state_dict(state)
+        meta["integrity"] = {"algorithm": "sha256", "leaves": _leaf_digests(state_dict),
+                             "meta": _meta_digest(meta)}
         has_best = self.best_metric is not None and self.best_metric in metrics
         return self._manager.save(
             step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(serialization.to_state_dict(state)),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state_dict),
                                     meta=ocp.args.JsonSave(meta)),
             metrics=metrics if has_best else None, force=True)
 
@@ -126,6 +249,20 @@ class CheckpointManager:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+    def delete_all(self) -> list[int]:
+        """Delete every checkpoint in the directory (intact or not); returns the deleted steps.
+
+        The way to train afresh over a directory that holds checkpoints, e.g. all corrupt ones:
+        :meth:`save` never overwrites an existing step.
+        """
+        self._manager.wait_until_finished()
+        steps = self.all_steps()
+        for step in steps:
+            self._manager.delete(step)
+        if steps:
+            logger.warning("deleted checkpoints at steps %s in %s", steps, self.directory)
+        return steps
 
     # ---------------------------------------------------------------------------- restoring
     def all_steps(self) -> list[int]:
@@ -154,25 +291,27 @@ class CheckpointManager:
         return (max(scored) if self._best_mode == "max" else min(scored))[1]
 
     def restore(self, state, *, step: int | None = None):
-        """Restore into the structure (and shardings) of ``state``.
+        """Restore into the structure (and shardings) of ``state``, verifying checksums.
 
         Args:
           state: a template train state of the right structure (e.g. a freshly created one);
-            its arrays' shardings are used for the restored arrays.
-          step: a specific step; ``None`` = the latest readable one, falling back to earlier
-            checkpoints (with a warning naming the bad step) when one cannot be read.
+            its arrays' shardings and dtypes are used for the restored arrays.
+          step: a specific step; ``None`` = the newest intact one, falling back to earlier
+            checkpoints (with a warning naming the bad step and the first mismatching entry)
+            when one cannot be read or fails its checksums.
 
         Returns:
-          ``(state, data_state_bytes_or_None, meta)`` or ``None`` when there is no checkpoint.
+          ``(state, data_state_bytes_or_None, meta)``, or ``None`` when the directory holds no
+          checkpoint at all.
 
         Raises:
+          CorruptCheckpointError: ``step`` is given and that checkpoint is unreadable or
+            corrupt, or ``step`` is ``None`` and every checkpoint is.
           ValueError: the checkpoint's shapes differ from ``state``'s (names the parameter).
         """
-        steps = [step] if step is not None else self.all_steps()[::-1]
+        steps = [int(step)] if step is not None else self.all_steps()[::-1]
         template = serialization.to_state_dict(state)
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
-            if hasattr(x, "shape") else x, template)
+        failures = []
         for candidate in steps:
             try:
                 saved = self._manager.item_metadata(candidate)["state"]
@@ -180,43 +319,102 @@ class CheckpointManager:
                 if not saved_shapes:
                     raise ValueError("empty or unreadable metadata")
             except Exception as err:  # noqa: BLE001 - any unreadable checkpoint falls back
-                self._report(candidate, err, step is None)
+                failures.append(_report(self.directory, candidate, err, step is None))
                 continue
             check_compatible(saved_shapes, _shapes(template), step=candidate)
+            saved_dtypes = {_path_str(p): getattr(v, "dtype", None)
+                            for p, v in jax.tree_util.tree_flatten_with_path(saved)[0]}
             try:
                 out = self._manager.restore(candidate, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-                restored = serialization.from_state_dict(state, out["state"])
+                    state=ocp.args.StandardRestore(_abstract(template, saved_dtypes)),
+                    meta=ocp.args.JsonRestore()))
+                meta = dict(out["meta"])
+                problem = _verify(out["state"], meta)
+                if problem is not None:
+                    raise CorruptCheckpointError(problem)
+                if "integrity" not in meta:
+                    logger.warning("checkpoint at step %d in %s has no checksums (saved before "
+                                   "they were recorded); restored without verification",
+                                   candidate, self.directory)
+                restored = serialization.from_state_dict(state, _cast_like(out["state"],
+                                                                           template))
             except Exception as err:  # noqa: BLE001
-                self._report(candidate, err, step is None)
+                failures.append(_report(self.directory, candidate, err, step is None))
                 continue
-            meta = dict(out["meta"])
+            meta.pop("integrity", None)
             data = meta.get("data_state")
             return restored, None if data is None else data.encode("utf-8"), meta
         if steps:
-            logger.warning("no readable checkpoint in %s (tried steps %s)", self.directory, steps)
-            if step is not None:
-                raise ValueError(f"checkpoint step {step} in {self.directory} cannot be read")
+            raise CorruptCheckpointError(
+                f"no intact checkpoint in {self.directory}: " + "; ".join(failures))
         return None
 
-    def _report(self, step: int, err: Exception, falling_back: bool) -> None:
-        logger.warning("checkpoint at step %d in %s is corrupt or incomplete (%s: %s)%s", step,
-                       self.directory, type(err).__name__, str(err)[:300],
-                       "; falling back to the previous checkpoint" if falling_back else "")
-        if not falling_back:
-            raise ValueError(f"checkpoint step {step} in {self.directory} cannot be read: "
-                             f"{type(err).__name__}: {err}") from err
+
+def _report(directory: str, step: int, err: Exception, falling_back: bool) -> str:
+    """Raise CorruptCheckpointError for a requested step; else warn and return the reason."""
+    reason = (str(err) if isinstance(err, CorruptCheckpointError)
+              else f"{type(err).__name__}: {str(err)[:300]}")
+    if not falling_back:
+        raise CorruptCheckpointError(
+            f"checkpoint step {step} in {directory} is corrupt or unreadable: {reason}") from err
+    logger.warning("checkpoint at step %d in %s is corrupt or incomplete (%s); falling back to "
+                   "the previous checkpoint", step, directory, reason)
+    return f"step {step}: {reason}"
+
+
+def _abstract(template, saved_dtypes: dict):
+    """Restore targets: the template's shapes and shardings with the saved dtypes (so that the
+    checksums can be verified before any cast)."""
+    def target(path, x):
+        if not hasattr(x, "shape"):
+            return x
+        dtype = saved_dtypes.get(_path_str(path))
+        dtype = x.dtype if dtype is None else dtype
+        return jax.ShapeDtypeStruct(x.shape, dtype, sharding=getattr(x, "sharding", None))
+    return jax.tree_util.tree_map_with_path(target, template)
+
+
+def _cast_like(restored, template):
+    """Cast restored arrays to the template's dtypes where they differ."""
+    def cast(x, t):
+        if hasattr(t, "dtype") and hasattr(x, "dtype") and x.dtype != t.dtype:
+            return x.astype(t.dtype)
+        return x
+    return jax.tree.map(cast, restored, template)
 
 
 def restore_params(directory: str, *, step: int | None = None) -> dict:
-    """Read a checkpoint's raw state dict (NumPy arrays) without a template; latest by default.
+    """Read a checkpoint's raw state dict (NumPy arrays) without a template, verifying checksums.
 
-    Returns ``{"params": ..., "batch_stats": ..., "step": ..., ...}`` as saved.
+    Args:
+      directory: the checkpoint directory.
+      step: a specific step; ``None`` = the newest intact one (earlier ones are used, with a
+        warning, when newer ones are corrupt).
+
+    Returns:
+      ``{"params": ..., "batch_stats": ..., "step": ..., ...}`` as saved.
+
+    Raises:
+      ValueError: the directory holds no checkpoint.
+      CorruptCheckpointError: the requested checkpoint, or every one, is unreadable or corrupt.
     """
-    with ocp.CheckpointManager(os.path.abspath(directory), item_handlers=_item_handlers(),
+    directory = os.path.abspath(directory)
+    with ocp.CheckpointManager(directory, item_handlers=_item_handlers(),
                                options=ocp.CheckpointManagerOptions(read_only=True)) as mgr:
-        step = mgr.latest_step() if step is None else step
-        if step is None:
+        steps = [int(step)] if step is not None else sorted(mgr.all_steps())[::-1]
+        if not steps:
             raise ValueError(f"no checkpoint in {directory}")
-        out = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    return jax.tree.map(np.asarray, out["state"])
+        failures = []
+        for candidate in steps:
+            try:
+                out = mgr.restore(candidate, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+                state = jax.tree.map(np.asarray, out["state"])
+                problem = _verify(state, dict(out["meta"]))
+                if problem is not None:
+                    raise CorruptCheckpointError(problem)
+            except Exception as err:  # noqa: BLE001 - any unreadable checkpoint falls back
+                failures.append(_report(directory, candidate, err, step is None))
+                continue
+            return state
+    raise CorruptCheckpointError(f"no intact checkpoint in {directory}: " + "; ".join(failures))

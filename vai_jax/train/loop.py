@@ -2,7 +2,9 @@
 
 :func:`fit` drives an already-built (jitted) ``train_step`` over a resumable data iterator
 (anything with ``__next__``, ``get_state()`` and ``set_state()``, e.g. a grain iterator). It
-resumes from the latest readable checkpoint (state, rngs, data position, loop bookkeeping), shows
+resumes from the newest intact checkpoint (state, rngs, data position, loop bookkeeping) and
+stops with an error when the checkpoint directory holds checkpoints but none is intact
+(``restart=True`` deletes them and trains from step 0 instead), shows
 a tqdm bar (step, loss, images/s, ETA), writes metrics, evaluates periodically, saves every
 ``save_every`` steps, at the end, and when SIGTERM/SIGINT arrives (then returns early).
 """
@@ -19,7 +21,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from vai_jax.train.checkpoint import CheckpointManager
+from vai_jax.train.checkpoint import CheckpointManager, CorruptCheckpointError
 from vai_jax.train.metrics_writer import MetricsWriter
 from vai_jax.train.optim import plateau_update
 
@@ -137,12 +139,12 @@ def fit(state, *, train_step: Callable, train_iter, num_steps: int, batch_size: 
         checkpoints: CheckpointManager | None = None, writer: MetricsWriter | None = None,
         learning_rate_fn: Callable | None = None, plateau: Plateau | None = None,
         early_stopping: EarlyStopping | None = None, place_state: Callable = lambda s: s,
-        progress: bool = True) -> FitResult:
+        progress: bool = True, restart: bool = False) -> FitResult:
     """Train ``state`` to ``num_steps`` steps.
 
     Args:
-      state: a fresh train state (placed on devices); replaced by the latest checkpoint's when
-        ``checkpoints`` has one (the data iterator is then moved to the saved position).
+      state: a fresh train state (placed on devices); replaced by the newest intact checkpoint's
+        when ``checkpoints`` has one (the data iterator is then moved to the saved position).
       train_step: ``(state, host_batch) -> (state, metrics)``, e.g.
         :func:`vai_jax.train.parallel.data_parallel` of a step (the state may be donated).
       train_iter: iterator of host batches with ``get_state``/``set_state``.
@@ -157,13 +159,33 @@ def fit(state, *, train_step: Callable, train_iter, num_steps: int, batch_size: 
       early_stopping: stop when an eval metric stalls.
       place_state: re-places a state modified outside the step (e.g. ``parallel.replicate``).
       progress: show the tqdm bar.
+      restart: delete every checkpoint in ``checkpoints``' directory and train from step 0
+        (the only way to train afresh over existing checkpoints, e.g. when all are corrupt).
+        By default the run resumes from the newest intact checkpoint.
 
     Returns:
       :class:`FitResult`.
+
+    Raises:
+      CorruptCheckpointError: ``restart`` is False and the checkpoint directory holds
+        checkpoints of which none is intact (unreadable or failing its checksums).
+      ValueError: ``restart=True`` without ``checkpoints``.
     """
     start = 0
-    if checkpoints is not None:
-        restored = checkpoints.restore(state)
+    if restart and checkpoints is None:
+        raise ValueError("restart=True deletes existing checkpoints and needs checkpoints=; "
+                         "got checkpoints=None")
+    if restart:
+        deleted = checkpoints.delete_all()
+        tqdm.write(f"restart=True: training from step 0 (deleted the checkpoints at steps "
+                   f"{deleted} in {checkpoints.directory})")
+    elif checkpoints is not None:
+        try:
+            restored = checkpoints.restore(state)
+        except CorruptCheckpointError as err:
+            raise CorruptCheckpointError(
+                f"cannot resume: {err}. Pass restart=True to fit to delete these checkpoints "
+                "and train from step 0") from err
         if restored is not None:
             state, data_state, meta = restored
             state = place_state(state)
