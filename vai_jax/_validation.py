@@ -1,8 +1,18 @@
 """Argument validation shared by every public function.
 
-Errors name the argument, what was expected and what was received. Value checks (finiteness,
-ranges) run only on concrete arrays: inside ``jax.jit`` the values are not known, and the
-calling function documents what happens there instead.
+Errors name the argument, what was expected and what was received. Structure (rank, shape,
+dtype kind, "is this a number at all") is checked always, also on traced values. Value checks
+(finiteness, ranges, box geometry) run only on concrete arrays: inside ``jax.jit`` the values
+are not known, and the calling function documents what happens there instead. This module is
+the one place that draws that line:
+
+* :func:`check_array` — rank, last dimension and dtype kind of an array argument;
+* :func:`check_number` — a real scalar (or array of them) within ``gt``/``ge``/``lt``/``le``
+  bounds, e.g. thresholds, image sizes, coder weights;
+* :func:`check_finite` — no NaN (and no inf unless allowed);
+* :func:`check_boxes` — ``[..., 4]`` ``[x1, y1, x2, y2]`` boxes: finite, not inverted and,
+  optionally, not empty;
+* :func:`check_positive`, :func:`check_same_shape`, :func:`check_axis`.
 """
 from __future__ import annotations
 
@@ -77,11 +87,140 @@ def check_array(
     return x
 
 
-def check_finite(x: Any, name: str) -> None:
-    """Raise ValueError if a concrete ``x`` holds NaN or inf (no-op under tracing)."""
-    if is_concrete(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
-        bad = int(np.sum(~np.isfinite(np.asarray(x))))
-        raise ValueError(f"{name} must be finite; found {bad} NaN/inf value(s)")
+def check_finite(x: Any, name: str, *, allow_inf: bool = False) -> None:
+    """Raise ValueError if a concrete ``x`` holds NaN (or inf, unless ``allow_inf``).
+
+    A no-op under tracing: the caller documents what NaN/inf values do inside ``jit``.
+    """
+    if not is_concrete(x):
+        return
+    values = np.asarray(x)
+    bad = np.isnan(values) if allow_inf else ~np.isfinite(values)
+    if np.any(bad):
+        what = "NaN" if allow_inf else "NaN/inf"
+        where = f", the first at index {_first(bad)}" if values.ndim else ""
+        raise ValueError(f"{name} must be {'free of NaN' if allow_inf else 'finite'}; found "
+                         f"{int(bad.sum())} {what} value(s){where}")
+
+
+def _first(bad: np.ndarray) -> str:
+    """The index of the first True entry of ``bad``, as text (``3`` or ``(0, 3)``)."""
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
+    return str(idx[0]) if len(idx) == 1 else str(idx)
+
+
+def _bounds_text(gt, ge, lt, le) -> str:
+    parts = [f"{op} {v}" for op, v in ((">", gt), (">=", ge), ("<", lt), ("<=", le))
+             if v is not None]
+    return " and ".join(parts)
+
+
+def check_number(
+    x: Any,
+    name: str,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    finite: bool = True,
+    scalar: bool = True,
+):
+    """Validate a real number (or, with ``scalar=False``, an array of them) and its range.
+
+    Types are checked always: ``x`` must be a Python ``int``/``float`` (not ``bool``), a NumPy
+    real scalar or a real-valued array (0-d unless ``scalar=False``), concrete or traced.
+    Values are checked only when concrete: never NaN, finite unless ``finite=False``, and within
+    the given bounds (``gt``/``ge``/``lt``/``le``). Inside ``jax.jit`` the caller documents what
+    other values do.
+
+    Returns:
+      ``x`` unchanged.
+
+    Raises:
+      TypeError: not a real number / real array (e.g. a string, ``None``, ``True``, complex).
+      ValueError: a non-scalar where a scalar is required, NaN, inf or out of range.
+    """
+    if isinstance(x, (bool, np.bool_)) or not (
+            isinstance(x, (int, float, np.integer, np.floating))
+            or (hasattr(x, "dtype") and hasattr(x, "shape"))):
+        raise TypeError(f"{name} must be a real number; got {type(x).__name__} {x!r}")
+    dtype = np.result_type(x) if not hasattr(x, "dtype") else x.dtype
+    if not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
+        raise TypeError(f"{name} must be a real number; got dtype {dtype}")
+    if scalar and np.ndim(x) != 0:
+        raise ValueError(f"{name} must be a scalar; got shape {tuple(np.shape(x))}")
+    if not is_concrete(x):
+        return x
+    values = np.asarray(x, np.float64)
+    bounds = _bounds_text(gt, ge, lt, le)
+    want = "a finite number" if finite else "a number (not NaN)"
+    want += f" {bounds}" if bounds else ""
+    bad = np.isnan(values)
+    if finite:
+        bad |= np.isinf(values)
+    if gt is not None:
+        bad |= ~(values > gt)
+    if ge is not None:
+        bad |= ~(values >= ge)
+    if lt is not None:
+        bad |= ~(values < lt)
+    if le is not None:
+        bad |= ~(values <= le)
+    if np.any(bad):
+        if values.ndim == 0:
+            raise ValueError(f"{name} must be {want}; got {np.asarray(x).item()!r}")
+        raise ValueError(f"{name} must hold values that are each {want}; got "
+                         f"{values[np.unravel_index(int(np.argmax(bad)), bad.shape)].item()!r} at "
+                         f"index {_first(bad)} ({int(bad.sum())} such value(s))")
+    return x
+
+
+def check_boxes(
+    x: Any,
+    name: str,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    min_ndim: int | None = 1,
+    shape_hint: str = "[..., 4]",
+    allow_degenerate: bool = True,
+):
+    """Validate ``[..., 4]`` floating xyxy boxes ``[x1, y1, x2, y2]``.
+
+    Rank, last dimension and dtype are checked always. Values are checked only when concrete:
+    all coordinates finite and ``x2 >= x1``, ``y2 >= y1`` (strictly ``>`` when
+    ``allow_degenerate`` is False, i.e. zero-width or zero-height boxes are rejected too).
+
+    Returns:
+      ``x`` converted to an array when it was a Python or NumPy value, else ``x`` itself.
+
+    Raises:
+      TypeError: non-floating dtype. ValueError: wrong shape, NaN/inf, inverted (or, with
+      ``allow_degenerate=False``, empty) boxes; the message names the first offending box.
+    """
+    x = check_array(x, name, ndim=ndim, min_ndim=None if ndim is not None else min_ndim,
+                    last_dim=4, kind="floating", shape_hint=shape_hint)
+    if not is_concrete(x) or x.size == 0:
+        return x
+    b = np.asarray(x)
+    finite = np.isfinite(b)
+    if not np.all(finite):
+        bad = ~np.all(finite, axis=-1)
+        first = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        raise ValueError(
+            f"{name} must hold finite [x1, y1, x2, y2] boxes; found {int(np.sum(~finite))} "
+            f"NaN/inf coordinate(s), the first in box {_first(bad)}: {b[first].tolist()}")
+    w = b[..., 2] - b[..., 0]
+    h = b[..., 3] - b[..., 1]
+    bad = (w <= 0) | (h <= 0) if not allow_degenerate else (w < 0) | (h < 0)
+    if np.any(bad):
+        rel = ">" if not allow_degenerate else ">="
+        first = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        raise ValueError(
+            f"{name} must be [x1, y1, x2, y2] boxes with x2 {rel} x1 and y2 {rel} y1"
+            f"{'' if allow_degenerate else ' (positive width and height)'}; {int(bad.sum())} "
+            f"box(es) violate this, the first is box {_first(bad)}: {b[first].tolist()}")
+    return x
 
 
 def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:

@@ -126,6 +126,78 @@ def test_bad_input():
         encode_boxes(np.ones((1, 4), np.float32), np.ones((1, 4), np.float32), (1, 1))
 
 
+_GOOD = np.array([[0, 0, 2, 2], [1, 1, 3, 4]], np.float32)
+_NAN = np.array([[0, 0, 2, 2], [1, np.nan, 3, 4]], np.float32)
+_INVERTED = np.array([[0, 0, 2, 2], [3, 1, 1, 4]], np.float32)  # x2 < x1
+_FLAT = np.array([[0, 0, 2, 2], [1, 1, 1, 4]], np.float32)  # zero width
+
+
+def test_eager_calls_reject_bad_values():
+    for fn in (box_iou, generalized_box_iou):
+        with pytest.raises(ValueError, match=r"boxes1 must hold finite .*box 1: \[1.0, nan"):
+            fn(_NAN, _GOOD)
+        with pytest.raises(ValueError, match=r"boxes2 must be .*x2 >= x1 .*box 1: \[3.0, 1.0, 1.0"):
+            fn(_GOOD, _INVERTED)
+        fn(_GOOD, _FLAT)  # empty boxes are fine: IoU 0
+    with pytest.raises(ValueError, match="boxes must hold finite"):
+        clip_boxes(_NAN, 10, 10)
+    with pytest.raises(ValueError, match="boxes must be .*x2 >= x1"):
+        clip_boxes(_INVERTED, 10, 10)
+    with pytest.raises(ValueError, match=r"height must be a finite number > 0; got -5"):
+        clip_boxes(_GOOD, -5, 10)
+    with pytest.raises(ValueError, match=r"width must be a finite number > 0; got nan"):
+        clip_boxes(_GOOD, 10, float("nan"))
+    with pytest.raises(ValueError, match=r"height must hold values that are each .*> 0; got 0.0 "
+                                         r"at index \(1, 0\)"):
+        clip_boxes(np.stack([_GOOD, _GOOD]), np.array([[4.0], [0.0]]), 10)
+    with pytest.raises(TypeError, match="height must be a real number; got str '10'"):
+        clip_boxes(_GOOD, "10", 10)
+    with pytest.raises(ValueError, match=r"anchors must be .*positive width and height.*box 1"):
+        encode_boxes(_GOOD, _FLAT)
+    with pytest.raises(ValueError, match=r"boxes must be .*positive width and height.*box 1"):
+        encode_boxes(_FLAT, _GOOD)
+    with pytest.raises(ValueError, match="anchors must hold finite"):
+        encode_boxes(_GOOD, _NAN)
+    with pytest.raises(ValueError, match=r"weights \(ww\) must be a finite number > 0; got 0"):
+        encode_boxes(_GOOD, _GOOD, (1, 1, 0, 1))
+    with pytest.raises(TypeError, match=r"weights \(wx\) must be a real number"):
+        decode_boxes(np.zeros((2, 4), np.float32), _GOOD, (None, 1, 1, 1))
+    with pytest.raises(ValueError, match=r"weights \(wy\) must be a finite number > 0; got -1"):
+        decode_boxes(np.zeros((2, 4), np.float32), _GOOD, (1, -1, 1, 1))
+    with pytest.raises(ValueError, match="deltas must be finite; found 1 NaN/inf value"):
+        decode_boxes(_NAN, _GOOD)
+    with pytest.raises(ValueError, match=r"anchors must be .*positive width and height"):
+        decode_boxes(np.zeros((2, 4), np.float32), _FLAT)
+    with pytest.raises(ValueError, match="clamp must be a number"):
+        decode_boxes(np.zeros((2, 4), np.float32), _GOOD, clamp=float("nan"))
+
+
+def test_values_under_jit_are_documented():
+    """Inside jit nothing is checked; each op does what its docstring says."""
+    iou = jax.jit(box_iou)
+    giou = jax.jit(generalized_box_iou)
+    np.testing.assert_array_equal(np.asarray(iou(_GOOD, _NAN))[:, 1], [0, 0])
+    np.testing.assert_array_equal(np.asarray(giou(_GOOD, _NAN))[:, 1], [0, 0])
+    np.testing.assert_array_equal(np.asarray(iou(_GOOD, _INVERTED))[:, 1], [0, 0])
+    # GIoU of an inverted box uses its negative area: [3, 1, 1, 4] has area -6, so against
+    # [0, 0, 2, 2]: union 4 - 6 = -2, hull [0, 0, 2, 4] = 8 -> 0 - (8 + 2) / 8, below -1.
+    np.testing.assert_allclose(float(giou(_GOOD, _INVERTED)[0, 1]), -10 / 8, rtol=1e-6)
+    clip = jax.jit(clip_boxes)
+    np.testing.assert_array_equal(np.asarray(clip(_NAN, 10.0, 10.0))[1], [1, np.nan, 3, 4])
+    np.testing.assert_array_equal(np.asarray(clip(_GOOD, 10.0, -3.0))[:, [0, 2]], -3)
+    enc = jax.jit(encode_boxes)
+    d = np.asarray(enc(_FLAT, _GOOD))
+    assert d[1, 2] == -np.inf and np.all(np.isfinite(d[0]))
+    d = np.asarray(enc(_GOOD, _FLAT))  # zero-width anchor: division by zero
+    assert np.isinf(d[1, 0]) and np.isinf(d[1, 2]) and np.all(np.isfinite(d[0]))
+    assert np.all(np.isnan(np.asarray(enc(_NAN, _GOOD))[1, [1, 3]]))
+    dec = jax.jit(decode_boxes)
+    out = np.asarray(dec(_NAN, _GOOD))
+    assert np.all(np.isnan(out[1, [1, 3]])) and np.all(np.isfinite(out[0]))
+    out = np.asarray(dec(np.ones((2, 4), np.float32), _FLAT))  # zero width: at the centre
+    np.testing.assert_array_equal(out[1, [0, 2]], [1, 1])
+
+
 def test_torchvision_parity():
     torch, tv = _torchvision()
     from torchvision.models.detection._utils import BoxCoder

@@ -91,7 +91,7 @@ def test_jit_traced_threshold_and_vmap():
 
 def test_bad_input():
     boxes, scores = _case(7, 5)
-    with pytest.raises(ValueError, match="boxes must be finite"):
+    with pytest.raises(ValueError, match=r"boxes must hold finite .*the first in box 0"):
         nms(np.where(np.arange(20).reshape(5, 4) == 3, np.nan, boxes), scores, 0.5, max_outputs=5)
     with pytest.raises(ValueError, match="x2 >= x1"):
         nms(boxes[:, [2, 1, 0, 3]], scores, 0.5, max_outputs=5)
@@ -103,6 +103,46 @@ def test_bad_input():
         nms(boxes, scores, 0.5, max_outputs=0)
     with pytest.raises(TypeError, match="classes must have an integer dtype"):
         batched_nms(boxes, scores, scores, 0.5, max_outputs=5)
+
+
+def test_bad_values_and_thresholds_eager():
+    boxes, scores = _case(7, 5)
+    nan_scores = np.where(np.arange(5) == 2, np.nan, scores).astype(np.float32)
+    with pytest.raises(ValueError, match="scores must be free of NaN; found 1 NaN value.*index 2"):
+        nms(boxes, nan_scores, 0.5, max_outputs=5)
+    with pytest.raises(ValueError, match="scores must be free of NaN"):
+        batched_nms(boxes, nan_scores, np.zeros(5, np.int32), 0.5, max_outputs=5)
+    for bad in (float("nan"), np.float32(np.nan), jnp.float32(jnp.inf)):
+        with pytest.raises(ValueError, match="iou_threshold must be a finite number; got"):
+            nms(boxes, scores, bad, max_outputs=5)
+    for bad in ("0.5", None, [0.5], True):
+        with pytest.raises(TypeError, match="iou_threshold must be a real number; got"):
+            nms(boxes, scores, bad, max_outputs=5)
+        with pytest.raises(TypeError, match="iou_threshold must be a real number"):
+            batched_nms(boxes, scores, np.zeros(5, np.int32), bad, max_outputs=5)
+    with pytest.raises(ValueError, match=r"iou_threshold must be a scalar; got shape \(2,\)"):
+        nms(boxes, scores, np.array([0.5, 0.6]), max_outputs=5)
+    scores[0] = -np.inf  # infinite scores are ordered normally
+    assert _kept(nms(boxes, scores, 0.5, max_outputs=5)) == nms_ref(boxes, scores, 0.5)
+
+
+def test_nan_scores_under_jit_sort_last_and_suppress_nothing():
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10.5], [50, 50, 60, 60], [50, 50, 60, 61],
+                      [0, 0, 9, 10]], np.float32)
+    scores = np.array([np.nan, 0.5, np.nan, np.nan, 0.2], np.float32)
+    fn = jax.jit(lambda s: nms(boxes, s, 0.5, max_outputs=5))
+    # 1 is kept and suppresses 4 and (NaN score, visited last) 0; 2 and 3 overlap each other,
+    # but a NaN-scored box suppresses nothing, so both are kept, in index order.
+    assert np.asarray(fn(scores)).tolist() == [1, 2, 3, -1, -1]
+    classes = np.array([0, 0, 1, 1, 0], np.int32)
+    got = jax.jit(lambda s: batched_nms(boxes, s, classes, 0.5, max_outputs=5))(scores)
+    assert np.asarray(got).tolist() == [1, 2, 3, -1, -1]
+
+
+def test_nan_threshold_under_jit_suppresses_nothing():
+    boxes, scores = _case(10, 20)
+    got = jax.jit(lambda t: nms(boxes, scores, t, max_outputs=20))(jnp.float32(jnp.nan))
+    assert _kept(got) == np.argsort(-scores, kind="stable").tolist()
 
 
 def test_nan_box_under_jit_suppresses_nothing():

@@ -7,6 +7,13 @@ convention). ``cxcywh`` is ``[cx, cy, w, h]`` and ``xywh`` is ``[x1, y1, w, h]``
 
 Everything here is elementwise or a broadcast over two box sets, works under ``jax.jit``,
 ``jax.vmap`` and ``jax.grad``, and keeps the input dtype.
+
+Values: :func:`box_iou`, :func:`generalized_box_iou`, :func:`clip_boxes`, :func:`encode_boxes`
+and :func:`decode_boxes` reject, on eager calls (concrete arrays), NaN/inf coordinates, inverted
+boxes (``x2 < x1`` or ``y2 < y1``), non-positive image sizes, box-coder weights that are not
+finite and ``> 0`` and (for the box coder) boxes or anchors of zero width or height, with a
+ValueError naming the argument. Inside ``jax.jit`` (or ``vmap``) values cannot be checked; each
+function's docstring says what such values give there.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_boxes, check_finite, check_number
 
 # torchvision's BoxCoder clamp: exp(dw) never grows a box by more than 1000 / 16.
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)
@@ -27,7 +34,7 @@ def _boxes(x, name: str):
 
 
 def _pair(x, name: str, shape_hint: str):
-    return check_array(x, name, ndim=2, last_dim=4, kind="floating", shape_hint=shape_hint)
+    return check_boxes(x, name, ndim=2, shape_hint=shape_hint)
 
 
 def box_area(boxes: jax.Array) -> jax.Array:
@@ -82,6 +89,12 @@ def box_iou(boxes1: jax.Array, boxes2: jax.Array) -> jax.Array:
       ``[N, M]`` IoU in ``[0, 1]`` with the dtype of the inputs. Computed as
       ``inter / (area1 + area2 - inter)`` exactly as ``torchvision.ops.box_iou``, except that a
       pair whose union is not positive (two empty boxes) gives 0 where torchvision gives NaN.
+
+    Raises:
+      ValueError: wrong shapes; for concrete inputs also NaN/inf coordinates or inverted boxes
+        (``x2 < x1`` or ``y2 < y1``; empty boxes with ``x2 == x1`` are fine and give 0).
+        Under ``jit`` such boxes are not checked: a box with a NaN coordinate, or an inverted
+        one (whose intersection with anything is empty), gives IoU 0 with every box.
     """
     boxes1 = _pair(boxes1, "boxes1", "[N, 4]")
     boxes2 = _pair(boxes2, "boxes2", "[M, 4]")
@@ -95,8 +108,13 @@ def generalized_box_iou(boxes1: jax.Array, boxes2: jax.Array) -> jax.Array:
       boxes1: ``[N, 4]`` float xyxy boxes. boxes2: ``[M, 4]`` float xyxy boxes.
 
     Returns:
-      ``[N, M]`` GIoU in ``[-1, 1]``, as ``torchvision.ops.generalized_box_iou`` (terms with a
-      non-positive denominator are taken as 0 instead of NaN).
+      ``[N, M]`` GIoU in ``[-1, 1]`` and ``<=`` the IoU, as ``torchvision.ops.generalized_box_iou``
+      (terms with a non-positive denominator are taken as 0 instead of NaN).
+
+    Raises:
+      ValueError: as :func:`box_iou`. Under ``jit`` a box with a NaN coordinate gives GIoU 0 with
+        every box; an inverted box enters the formula with its negative area, so its GIoU can
+        fall below -1.
     """
     boxes1 = _pair(boxes1, "boxes1", "[N, 4]")
     boxes2 = _pair(boxes2, "boxes2", "[M, 4]")
@@ -155,9 +173,18 @@ def clip_boxes(boxes: jax.Array, height, width) -> jax.Array:
         ``boxes[..., 0]``, e.g. per-image sizes ``[B, 1]`` for boxes ``[B, R, 4]``).
 
     Returns:
-      ``[..., 4]`` clipped boxes. Gradients pass where a coordinate is strictly inside.
+      ``[..., 4]`` clipped boxes, inside the image (clipping twice changes nothing). Gradients
+      pass where a coordinate is strictly inside.
+
+    Raises:
+      TypeError: ``height``/``width`` not real numbers (arrays). ValueError: for concrete inputs,
+        NaN/inf coordinates, inverted boxes or sizes that are not finite and ``> 0``. Under
+        ``jit`` these are not checked: a NaN coordinate stays NaN and a negative size ``s``
+        gives ``s`` for every coordinate clipped against it (``min(max(c, 0), s)``).
     """
-    boxes = _boxes(boxes, "boxes")
+    boxes = check_boxes(boxes, "boxes")
+    check_number(height, "height", gt=0, scalar=False)
+    check_number(width, "width", gt=0, scalar=False)
     height = jnp.asarray(height, boxes.dtype)
     width = jnp.asarray(width, boxes.dtype)
     x1, y1, x2, y2 = jnp.moveaxis(boxes, -1, 0)
@@ -181,9 +208,14 @@ def valid_box_mask(boxes: jax.Array, *, min_size: float = 0.0) -> jax.Array:
     return finite & (w > 0) & (h > 0) & (w >= min_size) & (h >= min_size)
 
 
-def _weights(weights: Sequence[float], dtype):
-    if len(weights) != 4:
+def _check_weights(weights: Sequence[float]) -> None:
+    if not hasattr(weights, "__len__") or len(weights) != 4:
         raise ValueError(f"weights must have 4 entries (wx, wy, ww, wh); got {weights!r}")
+    for name, w in zip(("wx", "wy", "ww", "wh"), weights):
+        check_number(w, f"weights ({name})", gt=0)
+
+
+def _weights(weights: Sequence[float], dtype):
     return [jnp.asarray(w, dtype) for w in weights]
 
 
@@ -196,15 +228,27 @@ def encode_boxes(
     ``dh = wh * log(h / ah)`` with centres ``x1 + w / 2`` and widths ``x2 - x1`` (no ``+1``).
 
     Args:
-      boxes: ``[..., 4]`` float xyxy target boxes. anchors: ``[..., 4]`` float xyxy boxes,
-        broadcastable against ``boxes``, with positive sides (otherwise the result is inf/NaN).
-      weights: ``(wx, wy, ww, wh)``; Faster R-CNN's second stage uses ``(10, 10, 5, 5)``.
+      boxes: ``[..., 4]`` float xyxy target boxes with positive width and height.
+      anchors: ``[..., 4]`` float xyxy boxes, broadcastable against ``boxes``, with positive
+        width and height.
+      weights: ``(wx, wy, ww, wh)``, finite and ``> 0``; Faster R-CNN's second stage uses
+        ``(10, 10, 5, 5)``.
 
     Returns:
-      ``[..., 4]`` deltas ``[dx, dy, dw, dh]``.
+      ``[..., 4]`` deltas ``[dx, dy, dw, dh]``; :func:`decode_boxes` with the same anchors and
+      weights gives ``boxes`` back (up to rounding, and while ``dw / ww``, ``dh / wh`` stay
+      below its clamp).
+
+    Raises:
+      TypeError: a weight that is not a real number.
+      ValueError: wrong shapes or weights; for concrete inputs NaN/inf coordinates or boxes or
+        anchors of zero or negative width or height. Under ``jit`` values are not checked: a
+        zero-size box gives ``dw``/``dh = -inf``, a zero-size anchor divides by zero (inf, or
+        NaN where the numerator is 0 too) and NaN coordinates give NaN deltas.
     """
-    boxes = _boxes(boxes, "boxes")
-    anchors = _boxes(anchors, "anchors")
+    _check_weights(weights)
+    boxes = check_boxes(boxes, "boxes", allow_degenerate=False)
+    anchors = check_boxes(anchors, "anchors", allow_degenerate=False)
     wx, wy, ww, wh = _weights(weights, boxes.dtype)
     aw = anchors[..., 2] - anchors[..., 0]
     ah = anchors[..., 3] - anchors[..., 1]
@@ -233,15 +277,27 @@ def decode_boxes(
     before ``exp`` so that a wild prediction cannot overflow.
 
     Args:
-      deltas: ``[..., 4]`` float ``[dx, dy, dw, dh]``. anchors: ``[..., 4]`` xyxy, broadcastable.
-      weights: ``(wx, wy, ww, wh)`` as used for encoding.
-      clamp: upper bound for the scaled log-size deltas.
+      deltas: ``[..., 4]`` float ``[dx, dy, dw, dh]``, finite.
+      anchors: ``[..., 4]`` xyxy boxes with positive width and height, broadcastable.
+      weights: ``(wx, wy, ww, wh)`` as used for encoding (finite, ``> 0``).
+      clamp: upper bound for the scaled log-size deltas (a real number, not NaN).
 
     Returns:
       ``[..., 4]`` xyxy boxes in the anchors' pixel frame.
+
+    Raises:
+      TypeError: a weight or ``clamp`` that is not a real number.
+      ValueError: wrong shapes, weights or clamp; for concrete inputs NaN/inf deltas or anchor
+        coordinates, or anchors of zero or negative width or height. Under ``jit`` values are
+        not checked: NaN deltas give NaN coordinates and a zero-size anchor gives a zero-size
+        box at its centre.
     """
-    deltas = _boxes(deltas, "deltas")
-    anchors = _boxes(anchors, "anchors")
+    _check_weights(weights)
+    check_number(clamp, "clamp", finite=False)
+    deltas = check_array(deltas, "deltas", min_ndim=1, last_dim=4, kind="floating",
+                         shape_hint="[..., 4]")
+    check_finite(deltas, "deltas")
+    anchors = check_boxes(anchors, "anchors", allow_degenerate=False)
     wx, wy, ww, wh = _weights(weights, deltas.dtype)
     aw = anchors[..., 2] - anchors[..., 0]
     ah = anchors[..., 3] - anchors[..., 1]
