@@ -105,6 +105,26 @@ def test_two_maxima_pull_soft_argmax_to_midpoint():
     assert tuple(np.asarray(am)[0, 0]) in {(2.5, 2.5), (12.5, 6.5)}
 
 
+@pytest.mark.parametrize("beta", [1e30, 3.4e38, 1e39, 1e300])
+def test_soft_argmax_huge_beta_is_the_argmax(beta):
+    """A beta past float32's range (1e39) is capped instead of overflowing to inf (0 * inf = NaN)."""
+    hm = jax.random.normal(jax.random.key(5), (2, 5, 7, 3)) * 3
+    hm = hm.at[1, 0, 0, 2].set(hm[1, 0, 1, 2])  # ties elsewhere do not matter
+    out = np.asarray(kpo.soft_argmax(hm, beta=beta))
+    want = np.asarray(kpo.heatmap_argmax(hm, refine=None)[0])
+    np.testing.assert_array_equal(out, want)
+    grad = jax.grad(lambda h: kpo.soft_argmax(h, beta=beta).sum())(hm)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    # Under jit beta is not checked: inf (or an overflowed float32) gives the arg-max too.
+    traced = jax.jit(lambda h, b: kpo.soft_argmax(h, beta=b))(hm, jnp.float32(jnp.inf))
+    np.testing.assert_array_equal(np.asarray(traced), want)
+
+
+def test_soft_argmax_huge_beta_tied_maxima_give_their_midpoint():
+    hm = jnp.zeros((4, 6, 1)).at[1, 1, 0].set(2.0).at[3, 5, 0].set(2.0)
+    np.testing.assert_array_equal(np.asarray(kpo.soft_argmax(hm, beta=1e39))[0], [3.5, 2.5])
+
+
 @pytest.mark.parametrize("bad", [np.zeros((4, 4)), np.zeros((4,))])
 def test_wrong_rank_raises(bad):
     with pytest.raises(ValueError, match="heatmaps"):
@@ -113,7 +133,7 @@ def test_wrong_rank_raises(bad):
         kpo.heatmap_argmax(bad.astype(np.float32))
 
 
-@pytest.mark.parametrize("beta", [0.0, -1.0, float("nan")])
+@pytest.mark.parametrize("beta", [0.0, -1.0, float("nan"), float("inf")])
 def test_bad_beta_raises(beta):
     with pytest.raises(ValueError, match="beta"):
         kpo.soft_argmax(jnp.zeros((3, 3, 1)), beta=beta)

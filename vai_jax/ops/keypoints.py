@@ -92,16 +92,31 @@ def soft_argmax(heatmaps, *, beta=1.0):
 
     Args:
       heatmaps: floating ``[..., H, W, K]`` (rank >= 3), finite; see :func:`spatial_softmax`.
-      beta: inverse temperature ``> 0``. Large ``β`` approaches the (cell-centre) arg-max;
-        small ``β`` pulls the estimate to the map centre.
+      beta: inverse temperature, a finite scalar ``> 0`` (may be traced; then not checked).
+        Large ``β`` approaches the (cell-centre) arg-max; small ``β`` pulls the estimate to the
+        map centre.
 
     Returns:
       ``[..., K, 2]`` ``(x, y)`` in the heatmap's continuous frame (float32, or float64 for
       float64 input); multiply by the stride (:func:`vai_jax.ops.coords.heatmap_to_image`) for
       image pixels. Always inside ``[0.5, W − 0.5] × [0.5, H − 0.5]``. With two equal maxima the
       result is their midpoint — the known failure mode of the expectation.
+
+      The soft-max is taken of ``β · (H − max H)`` with ``β`` capped at the largest finite
+      value of the compute dtype, so any ``β`` gives finite results: one beyond that range
+      (``1e39`` in float32, or ``inf`` under ``jit``) gives exactly the arg-max cell centre
+      (with tied maxima, the mean of their centres).
     """
-    p = spatial_softmax(heatmaps, beta=beta)
+    _check_beta(beta)
+    h = _prepare_heatmaps(heatmaps)
+    big = jnp.finfo(h.dtype).max
+    if is_concrete(beta):
+        beta = min(float(beta), float(big))  # a Python 1e39 would overflow to inf in float32
+    beta = jnp.minimum(jnp.asarray(beta, h.dtype), big)
+    # Shifting by the (constant) maximum first keeps β · shifted <= 0 and exactly 0 at the
+    # maximum, so huge β cannot produce inf − inf or 0 · inf.
+    shifted = h - lax.stop_gradient(jnp.max(h, axis=(-3, -2), keepdims=True))
+    p = softmax(beta * shifted, axis=(-3, -2))
     height, width = p.shape[-3], p.shape[-2]
     xs, ys = pixel_centers(height, width, p.dtype)
     x = jnp.einsum("...wk,w->...k", jnp.sum(p, axis=-3), xs)
