@@ -39,13 +39,13 @@ def test_mask_loss_uses_the_rois_class_channel_only():
     w = np.array([[1.0, 1.0, 0.0]], np.float32)
     x = np.stack([logits[0, 0, ..., 1], logits[0, 1, ..., 2]]).astype(np.float64)
     bce = np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0) - x * t[0, :2]
-    np.testing.assert_allclose(np.asarray(L.mask_loss(logits, labels, t, w)), [bce.mean(axis=(1, 2)).mean()],
+    np.testing.assert_allclose(np.asarray(L.mask_loss(logits, t, w, labels=labels)), [bce.mean(axis=(1, 2)).mean()],
                                rtol=1e-5)
     logits2 = logits.copy()
     logits2[0, 0, ..., 2] += 5  # another class's channel: no effect
     logits2[0, 2] = 100.0  # unweighted RoI
-    np.testing.assert_allclose(np.asarray(L.mask_loss(logits2, labels, t, w)),
-                               np.asarray(L.mask_loss(logits, labels, t, w)), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(L.mask_loss(logits2, t, w, labels=labels)),
+                               np.asarray(L.mask_loss(logits, t, w, labels=labels)), rtol=1e-6)
 
 
 def _outputs(rng, b=2, a=12, r=6, c=3, s=4):
@@ -64,7 +64,7 @@ def _outputs(rng, b=2, a=12, r=6, c=3, s=4):
 def test_detection_loss_ignores_padding_entries():
     rng = np.random.default_rng(2)
     o = _outputs(rng)
-    base = np.asarray(L.detection_loss(o))
+    base = np.asarray(L.detection_loss(o, {}))
     assert base.shape == (2,) and np.all(np.isfinite(base))
     o2 = {k: v.copy() for k, v in o.items()}
     pad_a = o["rpn_weights"] == 0
@@ -77,11 +77,11 @@ def test_detection_loss_ignores_padding_entries():
     o2["roi_box_targets"][pad_r] = np.inf
     o2["mask_logits"][pad_r] = -40.0
     o2["roi_labels"][pad_r] = 2
-    np.testing.assert_allclose(np.asarray(L.detection_loss(o2)), base, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(L.detection_loss(o2, {})), base, rtol=1e-6)
     # ... while a sampled entry does change it.
     o3 = {k: v.copy() for k, v in o.items()}
     o3["cls_logits"][~pad_r] += rng.normal(size=o3["cls_logits"][~pad_r].shape).astype(np.float32)
-    assert not np.allclose(np.asarray(L.detection_loss(o3)), base)
+    assert not np.allclose(np.asarray(L.detection_loss(o3, {})), base)
 
 
 def test_box_regression_only_on_foreground_and_normalised_by_samples():

@@ -1,10 +1,12 @@
 """Detection losses: smooth L1 box regression, sampled classification, one-vs-rest hinge,
 per-class binary mask loss, and the per-image loss of the two-stage detectors.
 
-Every term takes explicit 0/1 ``weights`` so padding (padded objects, unsampled anchors or
-RoIs, padded proposal slots) contributes exactly nothing: changing a padded entry leaves the
-loss unchanged. Per-image losses ``[B]`` are what :func:`vai_jax.train.step.make_train_step`
-averages.
+Conventions: the primitives take ``(predictions, targets, weights)`` in that order (options
+keyword-only); :func:`detection_loss` is the train step's ``(outputs, batch, **options) ->
+[B]`` loss (:data:`vai_jax.train.step.LossFn`). Every term takes explicit 0/1 ``weights`` so
+padding (padded objects, unsampled anchors or RoIs, padded proposal slots) contributes exactly
+nothing: changing a padded entry leaves the loss unchanged. Per-image losses ``[B]`` are what
+:func:`vai_jax.train.step.make_train_step` averages.
 """
 from __future__ import annotations
 
@@ -81,12 +83,13 @@ def class_specific(deltas: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.take_along_axis(deltas, lab[..., None, None], axis=-2)[..., 0, :]
 
 
-def mask_loss(mask_logits, labels, targets, weights) -> jax.Array:
+def mask_loss(mask_logits, targets, weights, *, labels) -> jax.Array:
     """Per-class binary mask loss (Mask R-CNN): BCE of the channel of each RoI's class.
 
     Args:
-      mask_logits: ``[B, R, S, S, C+1]``; labels int ``[B, R]``; targets ``[B, R, S, S]`` in
-      ``[0, 1]``; weights ``[B, R]`` (1 for sampled foreground RoIs).
+      mask_logits: ``[B, R, S, S, C+1]``; targets ``[B, R, S, S]`` in ``[0, 1]``; weights
+      ``[B, R]`` (1 for sampled foreground RoIs); labels int ``[B, R]`` (the channel each RoI
+      is scored on).
     Returns ``[B]``: mean over pixels, averaged over weighted RoIs.
     """
     lab = jnp.clip(labels, 0, mask_logits.shape[-1] - 1)
@@ -97,8 +100,8 @@ def mask_loss(mask_logits, labels, targets, weights) -> jax.Array:
     return jnp.sum(per * weights, -1) / jnp.maximum(jnp.sum(weights, -1), 1.0)
 
 
-def detection_loss(outputs: dict, batch=None, *, rpn_beta: float = 1.0 / 9.0, roi_beta: float = 1.0,
-                   mask_weight: float = 1.0) -> jax.Array:
+def detection_loss(outputs: dict, batch: dict, *, rpn_beta: float = 1.0 / 9.0,
+                   roi_beta: float = 1.0, mask_weight: float = 1.0) -> jax.Array:
     """Per-image loss of a two-stage detector from its training outputs (``train=True``).
 
     Sums the terms whose keys are present in ``outputs`` (see
@@ -107,7 +110,8 @@ def detection_loss(outputs: dict, batch=None, *, rpn_beta: float = 1.0 / 9.0, ro
     divided by the sampled count; RoI softmax cross-entropy (``cls_logits``) or R-CNN's
     one-vs-rest hinge (``svm_scores``) over sampled RoIs; class-specific smooth L1 (beta 1) over
     foreground RoIs divided by the sampled count (``box_deltas``); mask BCE over foreground RoIs
-    (``mask_logits`` may cover only the first ``F`` RoI slots, where the sampler puts them). ``batch`` is unused (targets were computed inside the model).
+    (``mask_logits`` may cover only the first ``F`` RoI slots, where the sampler puts them).
+    ``batch`` is unused: the models compute their targets (anchor and RoI sampling) inside.
 
     Returns ``[B]`` float32.
     """
@@ -136,5 +140,6 @@ def detection_loss(outputs: dict, batch=None, *, rpn_beta: float = 1.0 / 9.0, ro
         f = outputs["mask_logits"].shape[1]
         labels = outputs["roi_labels"][:, :f]
         fg = outputs["roi_weights"][:, :f] * (labels > 0)
-        total = total + mask_weight * mask_loss(outputs["mask_logits"], labels, outputs["mask_targets"], fg)
+        total = total + mask_weight * mask_loss(outputs["mask_logits"], outputs["mask_targets"], fg,
+                                                labels=labels)
     return total
