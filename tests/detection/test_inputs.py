@@ -1,11 +1,11 @@
 """Bad detection input: out-of-range classes, boxes outside the image, degenerate boxes, empty
-images, more objects than the padding allows."""
+images, more objects than the padding allows; constant proposals and the training batches."""
 import numpy as np
 import pytest
 
 from vai_jax.data.pipeline import make_loader
 from vai_jax.data.shapes import ShapesDataset
-from vai_jax.detection.inputs import sanitize_targets
+from vai_jax.detection.inputs import DetectionBatches, add_proposals, sanitize_targets
 
 
 def _batch():
@@ -64,3 +64,47 @@ def test_more_objects_than_padding_error_or_reported():
 def _no_shard():
     import grain.python as grain
     return grain.NoSharding()
+
+
+def test_add_proposals_broadcasts_a_copy():
+    props = np.array([[0, 0, 8, 8], [4, 4, 20, 12], [1, 2, 3, 4]], np.float32)
+    out = add_proposals(_batch(), props)
+    assert out["proposals"].shape == (2, 3, 4) and out["proposal_valid"].shape == (2, 3)
+    np.testing.assert_array_equal(out["proposals"][1], props)
+    assert out["proposal_valid"].all() and out["proposals"].flags.writeable
+    assert set(out) == set(_batch()) | {"proposals", "proposal_valid"}
+    with pytest.raises(ValueError, match=r"proposals must be \[P, 4\]"):
+        add_proposals(_batch(), props[:, :3])
+
+
+class _Iterator:
+    """Yields the same batch with a counter as its state (as grain's iterators)."""
+
+    def __init__(self, batch):
+        self.batch, self.position = batch, 0
+
+    def __next__(self):
+        self.position += 1
+        return dict(self.batch, masks=np.zeros((2, 4, 32, 32), bool))
+
+    def get_state(self):
+        return {"position": self.position}
+
+    def set_state(self, state):
+        self.position = state["position"]
+
+
+def test_detection_batches_clean_select_and_count():
+    props = np.array([[0, 0, 8, 8]], np.float32)
+    it = _Iterator(dict(_batch(), num_dropped_objects=np.array([1, 0])))
+    batches = DetectionBatches(it, num_classes=6, proposals=props)
+    first = next(batches)
+    assert sorted(first) == ["boxes", "classes", "image", "proposal_valid", "proposals", "valid"]
+    assert first["valid"].tolist() == [[True, True, False, False], [False, False, False, False]]
+    next(batches)
+    assert batches.report == {"objects": 4, "clipped": 2, "degenerate": 4, "dropped": 2}
+    assert batches.get_state() == {"position": 2}
+    batches.set_state({"position": 7})
+    assert it.position == 7 and iter(batches) is batches
+    with_masks = next(DetectionBatches(_Iterator(_batch()), num_classes=6, keep_masks=True))
+    assert sorted(with_masks) == ["boxes", "classes", "image", "masks", "valid"]

@@ -1,4 +1,6 @@
-"""Host-side checks and clean-up of detection targets before they enter a jitted step.
+"""Detection inputs: host-side checks and clean-up of targets before they enter a jitted step,
+constant proposals added to a batch, the training batch iterator, and the detectors'
+``preprocess_fn``.
 
 Inside ``jax.jit`` bad values cannot raise, so batches are checked here (NumPy): class ids out
 of range raise, boxes are clipped to the image, boxes that are degenerate after clipping (zero
@@ -7,7 +9,7 @@ returned so that nothing is dropped silently. Images with no objects are valid i
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -68,6 +70,63 @@ def sanitize_targets(batch: Mapping[str, np.ndarray], *, num_classes: int) -> tu
 
 
 TARGET_KEYS = ("boxes", "classes", "valid", "masks", "proposals", "proposal_valid")
+
+
+def add_proposals(batch: Mapping[str, np.ndarray], proposals: np.ndarray) -> dict:
+    """The same proposals for every image of ``batch`` (R-CNN, Fast R-CNN).
+
+    Args: batch with ``image [B, H, W, 3]``; proposals ``[P, 4]`` xyxy input pixels.
+    Returns: a copy of ``batch`` with ``proposals [B, P, 4]`` and ``proposal_valid [B, P]``
+    (all True).
+    """
+    proposals = np.asarray(proposals)
+    if proposals.ndim != 2 or proposals.shape[-1] != 4:
+        raise ValueError(f"proposals must be [P, 4]; got shape {proposals.shape}")
+    b = len(batch["image"])
+    return dict(batch, proposals=np.broadcast_to(proposals, (b,) + proposals.shape).copy(),
+                proposal_valid=np.ones((b, proposals.shape[0]), bool))
+
+
+class DetectionBatches:
+    """Training batches of a detector from a batch iterator (e.g. a grain loader's).
+
+    Each batch goes through :func:`sanitize_targets`, keeps ``image``, ``boxes``, ``classes``,
+    ``valid`` (and ``masks`` when ``keep_masks``) and gets ``proposals`` (when given, see
+    :func:`add_proposals`). ``report`` sums the counts of :func:`sanitize_targets` over the
+    batches drawn. ``get_state`` / ``set_state`` forward to the wrapped iterator, so that
+    :func:`vai_jax.train.loop.fit` can checkpoint and resume it.
+
+    Args:
+      iterator: yields dicts of NumPy arrays padded to ``max_objects``.
+      num_classes: ``C`` (class ids of valid objects in ``[0, C)``).
+      proposals: ``[P, 4]`` proposals added to every image, or None.
+      keep_masks: keep ``masks [B, M, H, W]`` (Mask R-CNN).
+    """
+
+    def __init__(self, iterator: Iterator[dict], *, num_classes: int,
+                 proposals: np.ndarray | None = None, keep_masks: bool = False):
+        self.iterator, self.proposals, self.keep_masks = iterator, proposals, keep_masks
+        self.num_classes = num_classes
+        self.report = {"objects": 0, "clipped": 0, "degenerate": 0, "dropped": 0}
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        batch, rep = sanitize_targets(next(self.iterator), num_classes=self.num_classes)
+        for k, v in rep.items():
+            self.report[k] += v
+        keys = ("image", "boxes", "classes", "valid") + (("masks",) if self.keep_masks else ())
+        out = {k: batch[k] for k in keys}
+        if self.proposals is not None:
+            return add_proposals(out, self.proposals)
+        return out
+
+    def get_state(self):
+        return self.iterator.get_state()
+
+    def set_state(self, state):
+        self.iterator.set_state(state)
 
 
 def detection_preprocess(batch, rng, *, train: bool, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)):
