@@ -1,26 +1,25 @@
-"""Per-record cost of the joint NumPy transforms and of the grain loader (one core).
+r"""Per-record cost of the joint NumPy transforms and of the grain loader (one core).
 
-Run pinned to one core, e.g.::
-
-  taskset -c 0 python experiments/bench_data_transforms.py --workdir /tmp/bench_data
+  taskset -c 0 python experiments/bench_data_transforms.py --workdir workdir/benchmarks
 
 Prints a table (what, input -> output size, records/s by process CPU time and by wall clock)
-and writes <workdir>/bench_data_transforms.json. Records are detection-style: an RGB uint8
-image, ``--objects`` boxes with instance masks and 17 keypoints each. Each transform entry is the
-best of ``--repeats`` timed passes over ``--records`` records after one warm-up pass; the loader
-entry times ``make_loader`` (worker_count=0, Resize + flip + jitter, batch 32) end to end.
+and writes ``<workdir>/bench_data_transforms.json``. Records are detection-style: an RGB uint8
+image, ``--objects`` boxes with instance masks and 17 keypoints each. Each transform entry is
+the best of ``--repeats`` timed passes over ``--records`` records after one warm-up pass; the
+loader entry times ``make_loader`` (worker_count=0, Resize + flip + jitter, batch 32) end to
+end. ``--quick``: 2 records of 64x80 with 2 objects, one timed pass (a smoke test).
 """
 from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 
 import grain.python as grain
 import numpy as np
 from absl import app, flags
 
+from vai_jax.analysis.timing import machine_info
 from vai_jax.data.pipeline import make_loader
 from vai_jax.data.transforms import (
     ColorJitter,
@@ -30,14 +29,17 @@ from vai_jax.data.transforms import (
     RandomResizedCrop,
     Resize,
 )
+from vai_jax.viz.tables import markdown_table
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "/tmp/bench_data", "Where bench_data_transforms.json is written.")
-flags.DEFINE_integer("records", 32, "Records per timed pass.")
-flags.DEFINE_integer("repeats", 3, "Timed passes per entry (best is reported).")
-flags.DEFINE_integer("objects", 5, "Objects (boxes, masks, keypoints) per record.")
-flags.DEFINE_integer("height", 375, "Input image height (a typical VOC/COCO image).")
-flags.DEFINE_integer("width", 500, "Input image width.")
+_WORKDIR = flags.DEFINE_string("workdir", "workdir/benchmarks",
+                               "Where bench_data_transforms.json is written.")
+_RECORDS = flags.DEFINE_integer("records", 32, "Records per timed pass.", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed passes per entry (the best is reported).",
+                                lower_bound=1)
+_OBJECTS = flags.DEFINE_integer("objects", 5, "Objects (boxes, masks, keypoints) per record.")
+_HEIGHT = flags.DEFINE_integer("height", 375, "Input image height (a typical VOC/COCO image).")
+_WIDTH = flags.DEFINE_integer("width", 500, "Input image width.")
+_QUICK = flags.DEFINE_bool("quick", False, "2 records of 64x80 with 2 objects, one timed pass.")
 
 
 def make_records(n: int, h: int, w: int, m: int, *, masks: bool) -> list[dict]:
@@ -100,36 +102,35 @@ def time_loader(records, repeats) -> dict:
 
 
 def main(argv):
-    del argv
-    os.makedirs(FLAGS.workdir, exist_ok=True)
-    h, w, m, n = FLAGS.height, FLAGS.width, FLAGS.objects, FLAGS.records
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    h, w, m, n = _HEIGHT.value, _WIDTH.value, _OBJECTS.value, _RECORDS.value
+    repeats = _REPEATS.value
+    if _QUICK.value:
+        h, w, m, n, repeats = 64, 80, 2, 2, 1
     plain = make_records(n, h, w, m, masks=False)
     with_masks = make_records(n, h, w, m, masks=True)
+    affine = lambda: RandomAffine(30.0, (0.75, 1.25), (0.1, 0.1), 0.5, out_size=(256, 256))
     entries = [
         ("RandomHorizontalFlip(1.0)", RandomHorizontalFlip(1.0), plain),
         ("Resize(224, 224)", Resize((224, 224)), plain),
         ("RandomResizedCrop(224)", RandomResizedCrop((224, 224)), plain),
-        ("RandomAffine(rot 30, scale, flip) -> 256", RandomAffine(30.0, (0.75, 1.25), (0.1, 0.1), 0.5, out_size=(256, 256)), plain),
-        ("RandomAffine(rot 30, scale, flip) -> 256", RandomAffine(30.0, (0.75, 1.25), (0.1, 0.1), 0.5, out_size=(256, 256)), with_masks),
+        ("RandomAffine(rot 30, scale, flip) -> 256", affine(), plain),
+        ("RandomAffine(rot 30, scale, flip) -> 256", affine(), with_masks),
         ("ColorJitter(0.4, 0.4, 0.4)", ColorJitter(0.4, 0.4, 0.4), plain),
         ("Normalize()", Normalize(), plain),
     ]
-    rows = []
-    print(f"{'what':<44} {'in':>8} {'out':>8} {'masks':>6} {'rec/s (cpu)':>12} {'rec/s (wall)':>13}")
-
-    def show(row):
-        rows.append(row)
-        print(f"{row['what']:<44} {row['in']:>8} {row['out']:>8} {str(row['masks']):>6} "
-              f"{row['records_per_s_cpu']:>12.1f} {row['records_per_s_wall']:>13.1f}", flush=True)
-
-    for name, t, recs in entries:
-        show(time_transform(name, t, recs, FLAGS.repeats))
-    show(time_loader(plain, FLAGS.repeats))
-    path = os.path.join(FLAGS.workdir, "bench_data_transforms.json")
-    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    rows = [time_transform(name, t, recs, repeats) for name, t, recs in entries]
+    rows.append(time_loader(plain, repeats))
+    print(markdown_table(
+        ["what", "in", "out", "masks", "records/s (CPU time)", "records/s (wall)"],
+        [[r["what"], r["in"], r["out"], r["masks"], f"{r['records_per_s_cpu']:.1f}",
+          f"{r['records_per_s_wall']:.1f}"] for r in rows], align="lrrlrr"))
+    os.makedirs(_WORKDIR.value, exist_ok=True)
+    path = os.path.join(_WORKDIR.value, "bench_data_transforms.json")
     with open(path, "w") as f:
-        json.dump({"machine": platform.processor() or platform.machine(), "cpu_affinity": affinity,
-                   "load_average": os.getloadavg(), "objects": m, "results": rows}, f, indent=2)
+        json.dump({"machine": machine_info(), "objects": m, "repeats": repeats,
+                   "results": rows}, f, indent=2)
     print(f"wrote {path}")
 
 

@@ -1,31 +1,34 @@
-"""Generation speed of the built-in shapes data set (images per second on one core).
+r"""Generation speed of the built-in shapes data set (images per second on one core).
 
-Run pinned to one core, e.g.::
-
-  taskset -c 0 python experiments/bench_shapes.py --workdir /tmp/bench_shapes
+  taskset -c 0 python experiments/bench_shapes.py --workdir workdir/benchmarks
 
 Prints a table (task, image size, batch size, images/s by process CPU time and by wall clock)
-and writes <workdir>/bench_shapes.json. The CPU-time figure is the cost of generation on one core;
-the wall-clock figure also counts time the process waited for a core on a busy machine. Each
-entry is the best of ``--repeats`` timed calls of ``ShapesDataset.get_batch`` after one warm-up.
+and writes ``<workdir>/bench_shapes.json``. The CPU-time figure is the cost of generation on
+one core; the wall-clock figure also counts the time the process waited for a core on a busy
+machine. Each entry is the best of ``--repeats`` timed calls of ``ShapesDataset.get_batch``
+after one warm-up. ``--quick``: 32x32, batch 16, one timed call (a smoke test).
 """
 from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 
 from absl import app, flags
 
+from vai_jax.analysis.timing import machine_info
 from vai_jax.data.shapes import TASKS, ShapesDataset
+from vai_jax.viz.tables import markdown_table
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "/tmp/bench_shapes", "Where bench_shapes.json is written.")
-flags.DEFINE_list("tasks", list(TASKS), "Tasks to time.")
-flags.DEFINE_list("image_sizes", ["64", "128"], "Square image sizes to time.")
-flags.DEFINE_integer("batch_size", 256, "Images per get_batch call.")
-flags.DEFINE_integer("repeats", 5, "Timed calls per entry (best is reported).")
+_WORKDIR = flags.DEFINE_string("workdir", "workdir/benchmarks",
+                               "Where bench_shapes.json is written.")
+_TASKS = flags.DEFINE_list("tasks", list(TASKS), "Tasks to time.")
+_IMAGE_SIZES = flags.DEFINE_list("image_sizes", ["64", "128"], "Square image sizes to time.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Images per get_batch call.",
+                                   lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per entry (the best is reported).",
+                                lower_bound=1)
+_QUICK = flags.DEFINE_bool("quick", False, "32x32, batch 16, one timed call.")
 
 
 def time_entry(task: str, image_size: int, batch_size: int, repeats: int) -> dict:
@@ -45,21 +48,22 @@ def time_entry(task: str, image_size: int, batch_size: int, repeats: int) -> dic
 
 
 def main(argv):
-    del argv
-    os.makedirs(FLAGS.workdir, exist_ok=True)
-    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    rows = []
-    print(f"{'task':<16} {'size':>5} {'batch':>6} {'img/s (cpu)':>12} {'img/s (wall)':>13}")
-    for task in FLAGS.tasks:
-        for size in (int(s) for s in FLAGS.image_sizes):
-            row = time_entry(task, size, FLAGS.batch_size, FLAGS.repeats)
-            rows.append(row)
-            print(f"{task:<16} {size:>5} {FLAGS.batch_size:>6} {row['images_per_s_cpu']:>12.0f} "
-                  f"{row['images_per_s_wall']:>13.0f}", flush=True)
-    path = os.path.join(FLAGS.workdir, "bench_shapes.json")
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    sizes = [int(s) for s in _IMAGE_SIZES.value]
+    batch_size, repeats = _BATCH_SIZE.value, _REPEATS.value
+    if _QUICK.value:
+        sizes, batch_size, repeats = [32], 16, 1
+    rows = [time_entry(task, size, batch_size, repeats)
+            for task in _TASKS.value for size in sizes]
+    print(markdown_table(
+        ["task", "size", "batch", "images/s (CPU time)", "images/s (wall)"],
+        [[r["task"], r["image_size"], r["batch_size"], f"{r['images_per_s_cpu']:.0f}",
+          f"{r['images_per_s_wall']:.0f}"] for r in rows], align="lrrrr"))
+    os.makedirs(_WORKDIR.value, exist_ok=True)
+    path = os.path.join(_WORKDIR.value, "bench_shapes.json")
     with open(path, "w") as f:
-        json.dump({"machine": platform.processor() or platform.machine(), "cpu_affinity": affinity,
-                   "load_average": os.getloadavg(), "results": rows}, f, indent=2)
+        json.dump({"machine": machine_info(), "repeats": repeats, "results": rows}, f, indent=2)
     print(f"wrote {path}")
 
 
