@@ -10,10 +10,11 @@ import pytest
 
 from vai_jax.data.pipeline import pad_objects, stack_records
 from vai_jax.data.shapes import ShapesDataset
-from vai_jax.detection import RCNN, FastRCNN, FasterRCNN, RoIStage, mask_rcnn
+from vai_jax.detection import RCNN, FastRCNN, FasterRCNN, RegionProposalNetwork, RoIStage, mask_rcnn
 from vai_jax.detection.inputs import detection_preprocess
 from vai_jax.detection.proposals import sliding_window_proposals
 from vai_jax.detection.losses import detection_loss
+from vai_jax.nn.fpn import FPN
 from vai_jax.train import parallel
 from vai_jax.train.state import TrainState
 from vai_jax.train.step import make_train_step
@@ -31,13 +32,15 @@ class TinyBackbone(nn.Module):
         return None, feats
 
 
-def _stage(**kw):
-    return RoIStage(6, hidden=16, num_samples=16, mask_features=8, mask_convs=1, max_detections=8, **kw)
+def _stage(in_features=("stage2",), **kw):
+    return RoIStage(6, in_features, hidden=16, num_samples=16, mask_features=8, mask_convs=1,
+                    max_detections=8, **kw)
 
 
-def _small(**kw):
-    return dict(anchor_sizes=((8.0, 16.0),), aspect_ratios=(0.5, 1.0), pre_nms_top_n_train=64,
-                post_nms_top_n_train=24, pre_nms_top_n_test=64, post_nms_top_n_test=24, **kw)
+def _rpn(in_features=("stage2",), anchor_sizes=((8.0, 16.0),)):
+    return RegionProposalNetwork(in_features, anchor_sizes=anchor_sizes, aspect_ratios=(0.5, 1.0),
+                                 pre_nms_top_n_train=64, post_nms_top_n_train=24, pre_nms_top_n_test=64,
+                                 post_nms_top_n_test=24)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def batch():
 
 @pytest.fixture(scope="module")
 def trained(batch):
-    model = mask_rcnn(backbone=TinyBackbone(), feature_names=("stage2",), roi_stage=_stage(), **_small())
+    model = mask_rcnn(backbone=TinyBackbone(), rpn=_rpn(), roi_stage=_stage())
     variables = jax.jit(lambda: model.init(jax.random.PRNGKey(0), {"image": jnp.zeros((1, SIZE, SIZE, 3))},
                                            train=False))()
     mesh = parallel.make_mesh()
@@ -140,25 +143,25 @@ def _abstract_inputs(batch, proposals=None):
 
 def test_faster_rcnn_fpn_and_roi_pool_shapes(batch):
     x = _abstract_inputs(batch)
-    fpn = FasterRCNN(backbone=TinyBackbone(), feature_names=("stage1", "stage2", "stage3"), roi_stage=_stage(),
-                     fpn_features=8, **dict(_small(), anchor_sizes=((4.0,), (8.0,), (16.0,))))
+    levels = ("stage1", "stage2", "stage3")
+    fpn = FasterRCNN(backbone=TinyBackbone(), fpn=FPN(levels, features=8),
+                     rpn=_rpn(levels, anchor_sizes=((4.0,), (8.0,), (16.0,))), roi_stage=_stage(levels))
     out = _abstract(fpn, x, train=True)
     n_anchors = (16 * 16 + 8 * 8 + 4 * 4) * 2
     assert out["rpn_logits"].shape == (2, n_anchors) and out["cls_logits"].shape == (2, 16, 7)
     assert _abstract(fpn, x, train=False)["boxes"].shape == (2, 8, 4)
-    pool = FasterRCNN(backbone=TinyBackbone(), feature_names=("stage2",), roi_stage=_stage(pool_mode="pool"),
-                      **_small())
+    pool = FasterRCNN(backbone=TinyBackbone(), rpn=_rpn(), roi_stage=_stage(pool_mode="pool"))
     assert _abstract(pool, x, train=True)["box_deltas"].shape == (2, 16, 7, 4)
 
 
 def test_fast_rcnn_and_rcnn_shapes(batch):
     props = sliding_window_proposals((SIZE, SIZE), stride=8, sizes=(8.0, 16.0), aspect_ratios=(1.0,))
     x = _abstract_inputs(batch, props)
-    fast = FastRCNN(backbone=TinyBackbone(), feature_name="stage2", roi_stage=_stage(pool_mode="pool"))
+    fast = FastRCNN(backbone=TinyBackbone(), roi_stage=_stage(pool_mode="pool"))
     assert _abstract(fast, x, train=True)["cls_logits"].shape == (2, 16, 7)
     assert _abstract(fast, x, train=False)["boxes"].shape == (2, 8, 4)
     for stage, key in (("finetune", "cls_logits"), ("svm", "svm_scores")):
-        rcnn = RCNN(cnn=TinyBackbone(), feature_name="stage3", num_classes=6, crop_size=16, stage=stage,
+        rcnn = RCNN(backbone=TinyBackbone(), in_features="stage3", num_classes=6, crop_size=16, stage=stage,
                     descriptor_grid=2, num_samples=8, max_detections=5)
         assert _abstract(rcnn, x, train=True)[key].shape == (2, 8, 7)
     assert _abstract(rcnn, x, train=False)["scores"].shape == (2, 5)
@@ -170,7 +173,7 @@ def test_rcnn_descriptor_is_the_block_pooled_map_and_checks_the_grid(batch):
     props = sliding_window_proposals((SIZE, SIZE), stride=16, sizes=(12.0,), aspect_ratios=(1.0,))
     images = jnp.asarray(batch["image"][:2], jnp.float32) / 255.0
     rois = jnp.broadcast_to(props, (2,) + props.shape)
-    rcnn = RCNN(cnn=TinyBackbone(), feature_name="stage2", num_classes=6, crop_size=16, descriptor_grid=2)
+    rcnn = RCNN(backbone=TinyBackbone(), in_features="stage2", num_classes=6, crop_size=16, descriptor_grid=2)
     x = {"image": images, "proposals": rois, "proposal_valid": jnp.ones(rois.shape[:2], bool)}
     variables = rcnn.init(jax.random.PRNGKey(0), x, train=False)
     got = np.asarray(rcnn.apply(variables, images, rois, train=False, method=RCNN.region_features))
@@ -180,7 +183,7 @@ def test_rcnn_descriptor_is_the_block_pooled_map_and_checks_the_grid(batch):
     want = np.stack([f[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean((1, 2)) for i in range(2) for j in range(2)], 1)
     np.testing.assert_allclose(got, want.reshape(2, len(props), 2 * 2 * 8), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="descriptor_grid"):
-        RCNN(cnn=TinyBackbone(), feature_name="stage2", num_classes=6, crop_size=16, descriptor_grid=3).init(
+        RCNN(backbone=TinyBackbone(), in_features="stage2", num_classes=6, crop_size=16, descriptor_grid=3).init(
             jax.random.PRNGKey(0), x, train=False)
 
 
@@ -189,3 +192,39 @@ def test_sliding_windows_are_inside_the_image():
     assert p.ndim == 2 and p.shape[1] == 4 and len(p) > 24
     assert np.all(p[:, [0, 2]] <= 48) and np.all(p[:, [1, 3]] <= 32) and np.all(p >= 0)
     assert np.all(p[:, 2] - p[:, 0] >= 1) and np.all(p[:, 3] - p[:, 1] >= 1)
+
+
+def test_rpn_head_contract_and_parameter_names(batch):
+    from vai_jax.detection import RPNHead
+
+    feats = {"a": jnp.zeros((2, 8, 8, 4)), "b": jnp.ones((2, 4, 4, 4)), "c": jnp.zeros((2, 4, 4, 6))}
+    head = RPNHead(3, ("a", "b"), conv_features=5)
+    out, variables = head.init_with_output(jax.random.PRNGKey(0), feats, train=False)
+    assert out["logits"].shape == (2, (64 + 16) * 3) and out["deltas"].shape == (2, (64 + 16) * 3, 4)
+    alone = head.clone(in_features="b").apply(variables, feats, train=False)  # level by level
+    np.testing.assert_allclose(np.asarray(out["logits"][:, 64 * 3:]), np.asarray(alone["logits"]))
+    assert sorted(variables["params"]) == ["bbox_pred", "cls_logits", "conv"]
+    with pytest.raises(ValueError, match="equal channels"):
+        RPNHead(3, ("a", "c")).init(jax.random.PRNGKey(0), feats, train=False)
+    with pytest.raises(ValueError, match=r"RPNHead.in_features names \['d'\]"):
+        RPNHead(3, "d").init(jax.random.PRNGKey(0), feats, train=False)
+    # Inside the detectors the head's parameters are the RPN's own (rpn/conv, ...).
+    model = FasterRCNN(backbone=TinyBackbone(), rpn=_rpn(), roi_stage=_stage())
+    params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), {"image": jnp.zeros((1, SIZE, SIZE, 3))},
+                                               train=False))["params"]
+    assert sorted(params) == ["backbone", "roi_stage", "rpn"]
+    assert sorted(params["rpn"]) == ["bbox_pred", "cls_logits", "conv"]
+    assert sorted(params["roi_stage"]) == ["box_head"]
+
+
+def test_stages_name_missing_features(batch):
+    x = _abstract_inputs(batch)
+    bad_rpn = FasterRCNN(backbone=TinyBackbone(), rpn=_rpn(("stage9",)), roi_stage=_stage())
+    with pytest.raises(ValueError, match=r"RegionProposalNetwork.in_features names \['stage9'\]"):
+        _abstract(bad_rpn, x, train=False)
+    bad_roi = FasterRCNN(backbone=TinyBackbone(), rpn=_rpn(), roi_stage=_stage(("p2",)))
+    with pytest.raises(ValueError, match=r"RoIStage.in_features names \['p2'\]"):
+        _abstract(bad_roi, x, train=False)
+    with pytest.raises(ValueError, match="one tuple per feature level"):
+        _abstract(FasterRCNN(backbone=TinyBackbone(), rpn=_rpn(("stage2", "stage3")),
+                             roi_stage=_stage()), x, train=False)

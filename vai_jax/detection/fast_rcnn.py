@@ -4,15 +4,14 @@
 R/N sampled RoIs."""
 from __future__ import annotations
 
-
 import flax.linen as nn
 
-from vai_jax.detection.faster_rcnn import feature_strides
 from vai_jax.detection.roi_heads import RoIStage
 
 
 class FastRCNN(nn.Module):
-    """Attributes: backbone (``(x, *, train) -> (logits, features)``), feature_name, roi_stage.
+    """Attributes: backbone (``(x, *, train) -> (logits, features)``), roi_stage (its
+    ``in_features`` name the backbone map RoIs are pooled from).
 
     ``__call__(inputs, *, train)``: inputs ``image [B, H, W, 3]``, ``proposals [B, P, 4]`` xyxy
     input pixels, ``proposal_valid [B, P]`` bool, and when ``train`` the targets ``boxes``,
@@ -21,16 +20,13 @@ class FastRCNN(nn.Module):
     """
 
     backbone: nn.Module
-    feature_name: str
     roi_stage: RoIStage
 
     @nn.compact
     def __call__(self, inputs: dict, *, train: bool):
         images = inputs["image"]
         image_size = tuple(int(s) for s in images.shape[1:3])
-        _, feats = self.backbone(images, train=train)
-        maps = [feats[self.feature_name]]
-        strides = feature_strides(image_size, maps)
-        return self.roi_stage(maps, strides, inputs["proposals"], inputs["proposal_valid"],
+        _, features = self.backbone(images, train=train)
+        return self.roi_stage(features, inputs["proposals"], inputs["proposal_valid"],
                               image_size=image_size, targets=inputs if train else None,
                               rng=inputs.get("rng"), train=train)

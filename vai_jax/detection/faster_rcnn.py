@@ -10,106 +10,59 @@ input pixels, ``classes [B, M]`` int in ``[0, C)``, ``valid [B, M]`` bool (paddi
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
-
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from vai_jax.detection.proposals import decode_proposals
 from vai_jax.detection.roi_heads import RoIStage
-from vai_jax.detection.targets import rpn_targets
+from vai_jax.detection.rpn import RegionProposalNetwork
 from vai_jax.nn.fpn import FPN
-from vai_jax.detection.rpn import RPNHead
-from vai_jax.detection.anchors import multilevel_anchors
-
-
-def feature_strides(image_size, maps) -> tuple[int, ...]:
-    """Stride (input pixels per cell) of each map ``[B, h, w, C]`` for an ``(H, W)`` image."""
-    out = []
-    for m in maps:
-        s = image_size[0] / m.shape[1]
-        if s != int(s) or image_size[1] / m.shape[2] != s:
-            raise ValueError(f"feature map {tuple(m.shape)} is not an integer stride of image {image_size}")
-        out.append(int(s))
-    return tuple(out)
 
 
 class FasterRCNN(nn.Module):
-    """Two-stage detector with a region proposal network.
+    """Two-stage detector with a region proposal network (torchvision ``FasterRCNN``).
 
     Attributes:
       backbone: a module ``(x, *, train) -> (logits, {name: [B, h, w, C]})`` (e.g.
         ``vai_jax.create_model(..., num_classes=0)``).
-      feature_names: one name (single level) or several, finest first (then ``fpn_features``
-        must be > 0).
-      roi_stage: the second stage (sets ``num_classes``, pooling, mask branch).
-      anchor_sizes: per level, anchor sizes in pixels; aspect_ratios: ``h / w`` ratios.
-      fpn_features: width of the FPN (0 = no FPN).
-      rpn_*: RPN matching (0.7 / 0.3, the best anchor per box kept), sampling (256 anchors, half
-        positive), proposals (top-k before / after NMS for training and inference, NMS 0.7).
+      rpn: the first stage; its ``in_features`` name the maps it runs on.
+      roi_stage: the second stage (sets ``num_classes``, pooling, mask branch); its
+        ``in_features`` name the maps RoIs are pooled from.
+      fpn: an optional :class:`~vai_jax.nn.fpn.FPN` on the backbone's maps; its outputs (named
+        like its inputs, plus ``"pool"``) replace those maps for the RPN and the RoI stage.
+
+    ``__call__(inputs, *, train)`` returns (train) the :class:`RoIStage` training outputs and
+    ``rpn_logits``, ``rpn_deltas``, ``rpn_labels``, ``rpn_weights``, ``rpn_box_targets`` (see
+    :func:`vai_jax.detection.losses.detection_loss`); (eval) the detections and the RPN's
+    ``proposals``, ``proposal_valid``.
     """
 
     backbone: nn.Module
-    feature_names: Sequence[str]
+    rpn: RegionProposalNetwork
     roi_stage: RoIStage
-    anchor_sizes: Sequence[Sequence[float]] = ((32.0, 64.0, 128.0),)
-    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0)
-    fpn_features: int = 0
-    rpn_features: int | None = None
-    rpn_high_threshold: float = 0.7
-    rpn_low_threshold: float = 0.3
-    rpn_num_samples: int = 256
-    rpn_positive_fraction: float = 0.5
-    rpn_nms_threshold: float = 0.7
-    pre_nms_top_n_train: int = 2000
-    post_nms_top_n_train: int = 2000
-    pre_nms_top_n_test: int = 1000
-    post_nms_top_n_test: int = 1000
-    dtype: Any = jnp.float32
+    fpn: FPN | None = None
 
-    def features(self, images, *, train: bool):
-        """Backbone (+ FPN) maps, finest first, and their strides."""
-        _, feats = self.backbone(images, train=train)
-        maps = [feats[n] for n in self.feature_names]
-        if self.fpn_features:
-            maps = FPN(self.fpn_features, dtype=self.dtype, name="fpn")(maps, train=train)
-        elif len(maps) > 1:
-            raise ValueError("several feature_names need fpn_features > 0")
-        return maps, feature_strides(images.shape[1:3], maps)
+    def extract_features(self, images, *, train: bool) -> dict:
+        """The dict of named maps the heads see: the backbone's, or the FPN's on top of it."""
+        _, features = self.backbone(images, train=train)
+        if self.fpn is not None:
+            features = self.fpn(features, train=train)
+        return features
 
     @nn.compact
     def __call__(self, inputs: dict, *, train: bool):
         images = inputs["image"]
         image_size = tuple(int(s) for s in images.shape[1:3])
-        if len(self.anchor_sizes) != len(self.feature_names):
-            raise ValueError(f"anchor_sizes needs one tuple per feature level ({len(self.feature_names)}); "
-                             f"got {len(self.anchor_sizes)}")
-        maps, strides = self.features(images, train=train)
-        anchors, counts = multilevel_anchors([m.shape[1:3] for m in maps], strides, self.anchor_sizes,
-                                             [self.aspect_ratios] * len(maps), offset=0.5,
-                                             round_to_int=False)
-        num_anchors = len(self.anchor_sizes[0]) * len(self.aspect_ratios)
-        logits, deltas = RPNHead(num_anchors, self.rpn_features, dtype=self.dtype, name="rpn")(
-            maps, train=train)
-        pre, post = ((self.pre_nms_top_n_train, self.post_nms_top_n_train) if train
-                     else (self.pre_nms_top_n_test, self.post_nms_top_n_test))
-        proposals, _, pvalid = decode_proposals(
-            anchors, logits, deltas, image_size=image_size, pre_nms_top_n=pre, post_nms_top_n=post,
-            nms_threshold=self.rpn_nms_threshold, level_counts=counts)
+        features = self.extract_features(images, train=train)
         if not train:
-            out = self.roi_stage(maps, strides, proposals, pvalid, image_size=image_size, train=False)
-            out["proposals"], out["proposal_valid"] = proposals, pvalid
+            r = self.rpn(features, image_size=image_size, train=False)
+            out = self.roi_stage(features, r["proposals"], r["proposal_valid"], image_size=image_size,
+                                 train=False)
+            out["proposals"], out["proposal_valid"] = r["proposals"], r["proposal_valid"]
             return out
         rng_rpn, rng_roi = jax.random.split(inputs["rng"])
-        b = images.shape[0]
-        labels, weights, box_t = jax.vmap(lambda k, gb, gv: rpn_targets(
-            k, anchors, gb, gv, high_threshold=self.rpn_high_threshold,
-            low_threshold=self.rpn_low_threshold, num_samples=self.rpn_num_samples,
-            positive_fraction=self.rpn_positive_fraction))(
-            jax.random.split(rng_rpn, b), inputs["boxes"], inputs["valid"])
-        out = self.roi_stage(maps, strides, proposals, pvalid, image_size=image_size, targets=inputs,
-                             rng=rng_roi, train=True)
-        out.update(rpn_logits=logits, rpn_deltas=deltas, rpn_labels=labels, rpn_weights=weights,
-                   rpn_box_targets=box_t)
+        r = self.rpn(features, image_size=image_size, targets=inputs, rng=rng_rpn, train=True)
+        out = self.roi_stage(features, r["proposals"], r["proposal_valid"], image_size=image_size,
+                             targets=inputs, rng=rng_roi, train=True)
+        out.update(rpn_logits=r["logits"], rpn_deltas=r["deltas"], rpn_labels=r["labels"],
+                   rpn_weights=r["weights"], rpn_box_targets=r["box_targets"])
         return out

@@ -3,17 +3,19 @@ fully convolutional, transposed conv to 28x28, one binary mask per class, BCE on
 class only). Masks are pasted back into the image with :func:`vai_jax.detection.postprocess.paste_masks`."""
 from __future__ import annotations
 
-
 from vai_jax.detection.faster_rcnn import FasterRCNN
 from vai_jax.detection.roi_heads import RoIStage
+from vai_jax.detection.rpn import RegionProposalNetwork
+from vai_jax.nn.fpn import FPN
 
 
-def mask_rcnn(*, backbone, feature_names, roi_stage: RoIStage, **kwargs) -> FasterRCNN:
+def mask_rcnn(*, backbone, rpn: RegionProposalNetwork, roi_stage: RoIStage,
+              fpn: FPN | None = None) -> FasterRCNN:
     """A :class:`FasterRCNN` whose ``roi_stage`` has the mask branch on (RoIAlign pooling).
 
-    ``roi_stage`` is copied with ``with_masks=True, pool_mode="align"``; ``kwargs`` go to
-    :class:`FasterRCNN`. Training inputs then also need ``masks [B, M, H, W]``; inference outputs
-    add ``masks [B, D, 28, 28]`` (probabilities in each detected box's frame).
+    ``roi_stage`` is copied with ``with_masks=True, pool_mode="align"``. Training inputs then
+    also need ``masks [B, M, H, W]``; inference outputs add ``masks [B, D, 28, 28]``
+    (probabilities in each detected box's frame).
     """
     stage = roi_stage.clone(with_masks=True, pool_mode="align")
-    return FasterRCNN(backbone=backbone, feature_names=feature_names, roi_stage=stage, **kwargs)
+    return FasterRCNN(backbone=backbone, rpn=rpn, roi_stage=stage, fpn=fpn)

@@ -4,8 +4,8 @@ NMS, top-k) and the dense sliding-window generator used by R-CNN / Fast R-CNN he
 R-CNN's selective search (grouping superpixels by colour and texture) is replaced by dense
 sliding windows: every position of a regular grid with a few sizes and aspect ratios, clipped to
 the image. On the shapes data this gives the same role — a few hundred class-agnostic boxes
-per image, independent of the network — with a static count and no extra dependency. It is the
-"sliding window" baseline the lecture describes before selective search.
+per image, independent of the network — with a static count and no extra dependency: the
+sliding-window detectors that preceded selective search.
 """
 from __future__ import annotations
 

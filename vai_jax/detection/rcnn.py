@@ -1,7 +1,7 @@
 """R-CNN (Girshick et al., 2014), as in the paper but small: class-agnostic region proposals
 (dense sliding windows here, see :mod:`vai_jax.detection.proposals`), each region warped to a
-fixed square (``roi_align`` on the *image*, so every region costs one CNN forward pass — the
-lecture's "2,000 forward passes per image"), CNN features, one-vs-rest linear SVMs and
+fixed square (``roi_align`` on the *image*, so every region costs one CNN forward pass: about
+2,000 per image with the paper's selective search), CNN features, one-vs-rest linear SVMs and
 class-specific linear box regression.
 
 Training in stages, selected by the static ``stage`` attribute:
@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vai_jax.detection.levels import as_names
 from vai_jax.detection.postprocess import detect
 from vai_jax.detection.targets import roi_targets
 from vai_jax.ops.roi_align import roi_align_batched
@@ -31,11 +32,12 @@ STAGES = ("finetune", "svm")
 
 class RCNN(nn.Module):
     """Attributes:
-      cnn: backbone ``(x, *, train) -> (logits, features)``; ``feature_name`` is global-average
-        pooled to the region descriptor.
+      backbone: the CNN ``(x, *, train) -> (logits, features)``, run on every warped region;
+        its parameters are named ``cnn``.
+      in_features: the name of the backbone map that makes the region descriptor.
       num_classes: foreground classes ``C``.
       crop_size: warped region side in pixels (227 in the paper).
-      descriptor_grid: the region descriptor is ``feature_name`` average-pooled to a ``g x g``
+      descriptor_grid: the region descriptor is ``in_features`` average-pooled to a ``g x g``
         grid and flattened (``g*g*C``, position-sensitive like the paper's pool5/fc7). A global
         average (``g = 1``) throws away where the object sits in the window: the SVMs then
         cannot tell a centred window from a shifted one (measured: box AP50 6.0 at 1,000 steps).
@@ -50,8 +52,8 @@ class RCNN(nn.Module):
     ``roi_box_targets``; (eval) detections ``boxes``, ``scores``, ``classes``, ``valid``.
     """
 
-    cnn: nn.Module
-    feature_name: str
+    backbone: nn.Module
+    in_features: str
     num_classes: int
     crop_size: int = 32
     descriptor_grid: int = 4
@@ -62,33 +64,45 @@ class RCNN(nn.Module):
     nms_threshold: float = 0.5
     max_detections: int = 100
 
+    def setup(self):
+        # The CNN's parameters are named "cnn". Flax derives initial values from parameter
+        # names, so this name is part of the seeded results (experiments/detection/README.md).
+        self.cnn = self.backbone.clone()
+        k = self.num_classes + 1
+        self.finetune_cls = nn.Dense(k)
+        self.svm = nn.Dense(k, kernel_init=nn.initializers.normal(0.01))
+        self.bbox_reg = nn.Dense(4 * k, kernel_init=nn.initializers.normal(0.001))
+
     def region_features(self, images, rois, *, train: bool):
         """Warp each region to ``crop_size`` and run the CNN on it: ``[B, R, 4] -> [B, R, D]``."""
+        names = as_names(self.in_features)
+        if len(names) != 1:
+            raise ValueError(f"RCNN.in_features must name one backbone map; got {self.in_features!r}")
         b, r = rois.shape[:2]
         crops = roi_align_batched(images, rois.astype(images.dtype), self.crop_size, sampling_ratio=2,
                                   aligned=True)
         crops = crops.reshape((b * r,) + crops.shape[2:])
-        _, feats = self.cnn(crops, train=train)
-        f = feats[self.feature_name]
+        _, features = self.cnn(crops, train=train)
+        if names[0] not in features:
+            raise ValueError(f"RCNN.in_features names {names[0]!r}, not in the backbone's features "
+                             f"{sorted(features)}")
+        f = features[names[0]]
         h, w, c = f.shape[1:]
         g = self.descriptor_grid
         if h % g or w % g:
-            raise ValueError(f"descriptor_grid={g} must divide the {self.feature_name!r} map of a "
+            raise ValueError(f"descriptor_grid={g} must divide the {names[0]!r} map of a "
                              f"{self.crop_size}px crop; got {h}x{w}")
         # pool5-like: average over (h/g x w/g) blocks, flattened -> position-sensitive [g*g*C].
         f = f.reshape(b * r, g, h // g, g, w // g, c).mean(axis=(2, 4))
         return f.reshape(b, r, g * g * c)
 
-    @nn.compact
     def __call__(self, inputs: dict, *, train: bool):
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}; got {self.stage!r}")
         images = inputs["image"]
         image_size = tuple(int(s) for s in images.shape[1:3])
         k = self.num_classes + 1
-        finetune = nn.Dense(k, name="finetune_cls")
-        svm = nn.Dense(k, name="svm", kernel_init=nn.initializers.normal(0.01))
-        bbox = nn.Dense(4 * k, name="bbox_reg", kernel_init=nn.initializers.normal(0.001))
+        finetune, svm, bbox = self.finetune_cls, self.svm, self.bbox_reg
         if train:
             b = images.shape[0]
             t = jax.vmap(lambda key, p, pv, gb, gc, gv: roi_targets(

@@ -6,12 +6,13 @@ optional Mask R-CNN mask branch (a small fully convolutional network on 14x14 Ro
 features, a 2x2 stride-2 transposed conv to 28x28 and one binary mask logit map per class)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vai_jax.detection.levels import feature_strides, select_maps
 from vai_jax.detection.postprocess import detect
 from vai_jax.detection.targets import mask_targets, roi_targets
 from vai_jax.ops.poolers import multilevel_roi_align
@@ -28,6 +29,10 @@ class BoxHead(nn.Module):
 
     ``__call__(pooled, *, train)``: ``pooled [..., S, S, C_in]`` -> ``(cls_logits [..., C+1],
     box_deltas [..., C+1, 4])`` (deltas for box-coder weights ``(10, 10, 5, 5)``).
+
+    It takes RoI-pooled tensors, not the features dict (torchvision's ``TwoMLPHead`` too): it
+    runs once per RoI, and which RoIs, at which level and with which pooling is
+    :class:`RoIStage`'s business (sampled RoIs when training, proposals at inference).
     """
 
     num_classes: int
@@ -51,11 +56,15 @@ class BoxHead(nn.Module):
 
 
 class MaskHead(nn.Module):
-    """Attributes: num_classes ``C`` (output channels ``C + 1``; channel 0 unused background),
+    """Mask R-CNN's mask head (torchvision ``MaskRCNNHeads`` + ``MaskRCNNPredictor``).
+
+    Attributes: num_classes ``C`` (output channels ``C + 1``; channel 0 unused background),
     features (conv width, 256 in the paper), num_convs (4).
 
     ``__call__(pooled, *, train)``: ``pooled [..., 14, 14, C_in]`` -> mask logits
     ``[..., 28, 28, C+1]`` (twice the input size). Each RoI's mask is the channel of its class.
+    Like :class:`BoxHead` it takes RoI-pooled tensors: :class:`RoIStage` chooses the RoIs
+    (foreground samples when training, detections at inference) and pools them.
     """
 
     num_classes: int
@@ -83,18 +92,19 @@ class MaskHead(nn.Module):
 POOL_MODES = ("align", "pool")
 
 
-def pool_rois(features: Sequence[jax.Array], strides: Sequence[int], rois, size: int, *,
+def pool_rois(maps: Sequence[jax.Array], strides: Sequence[int], rois, size: int, *,
               mode: str = "align", canonical_scale: float = 224.0, canonical_level: int = 4):
     """Pool ``rois [B, R, 4]`` (input pixels) from one map or an FPN pyramid -> ``[B, R, size, size, C]``.
 
+    ``maps``: ``[B, h_l, w_l, C]``, finest first; ``strides``: pixels per cell of each.
     ``mode="align"``: RoIAlign (aligned, 2x2 samples per bin); ``"pool"``: RoIPool (one level only).
     """
     if mode not in POOL_MODES:
         raise ValueError(f"mode must be one of {POOL_MODES}; got {mode!r}")
     b, r = rois.shape[:2]
-    rois = rois.astype(features[0].dtype)
-    if len(features) == 1:
-        f, s = features[0], 1.0 / strides[0]
+    rois = rois.astype(maps[0].dtype)
+    if len(maps) == 1:
+        f, s = maps[0], 1.0 / strides[0]
         if mode == "align":
             return roi_align_batched(f, rois, size, spatial_scale=s, sampling_ratio=2, aligned=True)
         idx = jnp.repeat(jnp.arange(b, dtype=jnp.int32), r)
@@ -102,7 +112,7 @@ def pool_rois(features: Sequence[jax.Array], strides: Sequence[int], rois, size:
     if mode != "align":
         raise ValueError("mode='pool' supports a single feature level; use 'align' with FPN")
     idx = jnp.repeat(jnp.arange(b, dtype=jnp.int32), r)
-    out = multilevel_roi_align(list(features), rois.reshape(-1, 4), idx, size,
+    out = multilevel_roi_align(list(maps), rois.reshape(-1, 4), idx, size,
                                spatial_scales=[1.0 / s for s in strides], sampling_ratio=2,
                                aligned=True, canonical_scale=canonical_scale,
                                canonical_level=canonical_level)
@@ -115,6 +125,8 @@ class RoIStage(nn.Module):
     Attributes:
       num_classes: foreground classes ``C`` (labels ``0..C-1``; the heads have ``C + 1``
         outputs with 0 = background).
+      in_features: the map (a name) or the pyramid levels (names, finest first) RoIs are
+        pooled from (torchvision's ``MultiScaleRoIAlign.featmap_names``).
       pool_mode: ``"align"`` (RoIAlign) or ``"pool"`` (RoIPool, Fast R-CNN's original).
       pool_size: box-head input size (7). hidden: box-head FC width.
       num_samples, positive_fraction, fg_threshold, bg_threshold: RoI sampling per image.
@@ -123,19 +135,21 @@ class RoIStage(nn.Module):
       mask_features, mask_convs: mask head width and depth.
       canonical_scale, canonical_level: FPN level mapping constants.
 
-    ``__call__(features, strides, proposals, proposal_valid, *, image_size, targets, rng, train)``:
-      features: list of ``[B, h_l, w_l, C_in]``; strides: per level (pixels per cell);
+    ``__call__(features, proposals, proposal_valid, *, image_size, targets, rng, train)``:
+      features: dict of named maps ``[B, h_l, w_l, C_in]`` (strides from ``image_size``);
       proposals ``[B, P, 4]``, proposal_valid ``[B, P]``; image_size ``(H, W)``; targets: dict
       with ``boxes [B, M, 4]``, ``classes [B, M]``, ``valid [B, M]`` (+ ``masks [B, M, H, W]``)
       when ``train``; rng: key for sampling when ``train``.
       Returns (train) ``cls_logits [B, S, C+1]``, ``box_deltas [B, S, C+1, 4]``, ``roi_labels``,
       ``roi_weights``, ``roi_box_targets``, ``rois`` (+ ``mask_logits [B, F, 28, 28, C+1]``,
       ``mask_targets [B, F, 28, 28]`` for the first ``F = int(num_samples * positive_fraction)``
-      sampled RoIs: the foreground slots, so background RoIs never run the mask head); (eval) detections ``boxes [B, D, 4]``, ``scores``,
-      ``classes`` (0..C-1), ``valid`` (+ ``masks [B, D, 28, 28]`` probabilities in box frame).
+      sampled RoIs: the foreground slots, so background RoIs never run the mask head); (eval)
+      detections ``boxes [B, D, 4]``, ``scores``, ``classes`` (0..C-1), ``valid`` (+ ``masks
+      [B, D, 28, 28]`` probabilities in box frame).
     """
 
     num_classes: int
+    in_features: str | Sequence[str]
     pool_mode: str = "align"
     pool_size: int = 7
     hidden: int = 1024
@@ -155,14 +169,17 @@ class RoIStage(nn.Module):
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
-    def _pool(self, features, strides, rois, size):
-        return pool_rois(features, strides, rois, size, mode=self.pool_mode if size == self.pool_size
+    def _pool(self, maps, strides, rois, size):
+        return pool_rois(maps, strides, rois, size, mode=self.pool_mode if size == self.pool_size
                          else "align", canonical_scale=self.canonical_scale,
                          canonical_level=self.canonical_level)
 
     @nn.compact
-    def __call__(self, features, strides, proposals, proposal_valid, *, image_size, targets=None,
-                 rng=None, train: bool):
+    def __call__(self, features: Mapping[str, jax.Array], proposals, proposal_valid, *,
+                 image_size: Sequence[int], targets=None, rng=None, train: bool):
+        image_size = tuple(int(s) for s in image_size)
+        maps = select_maps(features, self.in_features, owner="RoIStage")
+        strides = feature_strides(image_size, maps)
         box_head = BoxHead(self.num_classes, hidden=self.hidden, dtype=self.dtype,
                            param_dtype=self.param_dtype, name="box_head")
         mask_head = (MaskHead(self.num_classes, features=self.mask_features, num_convs=self.mask_convs,
@@ -177,7 +194,7 @@ class RoIStage(nn.Module):
                 bg_threshold=self.bg_threshold))(
                 jax.random.split(rng, b), proposals, proposal_valid, targets["boxes"],
                 targets["classes"], targets["valid"])
-            cls, deltas = box_head(self._pool(features, strides, t["rois"], self.pool_size), train=train)
+            cls, deltas = box_head(self._pool(maps, strides, t["rois"], self.pool_size), train=train)
             out = {"cls_logits": cls, "box_deltas": deltas, "roi_labels": t["labels"],
                    "roi_weights": t["valid"].astype(jnp.float32), "roi_box_targets": t["box_targets"],
                    "rois": t["rois"]}
@@ -186,19 +203,19 @@ class RoIStage(nn.Module):
                 # int(num_samples * positive_fraction) slots, so the others are never run.
                 p = max(1, min(int(self.num_samples * self.positive_fraction), t["rois"].shape[1]))
                 rois_fg = t["rois"][:, :p]
-                pooled = self._pool(features, strides, rois_fg, self.mask_pool_size)
+                pooled = self._pool(maps, strides, rois_fg, self.mask_pool_size)
                 out["mask_logits"] = mask_head(pooled, train=train)
                 s = out["mask_logits"].shape[2]
                 out["mask_targets"] = jax.vmap(lambda m, i, r: mask_targets(m, i, r, s))(
                     targets["masks"], t["matched"][:, :p], rois_fg)
             return out
-        cls, deltas = box_head(self._pool(features, strides, proposals, self.pool_size), train=train)
+        cls, deltas = box_head(self._pool(maps, strides, proposals, self.pool_size), train=train)
         dets = detect(cls, deltas, proposals, proposal_valid, image_size=image_size,
                       score_threshold=self.score_threshold, nms_threshold=self.nms_threshold,
                       max_detections=self.max_detections)
         dets.pop("roi_index")
         if mask_head is not None:
-            logits = mask_head(self._pool(features, strides, dets["boxes"], self.mask_pool_size),
+            logits = mask_head(self._pool(maps, strides, dets["boxes"], self.mask_pool_size),
                                train=train)
             sel = jnp.take_along_axis(logits, (dets["classes"] + 1)[:, :, None, None, None], axis=-1)[..., 0]
             dets["masks"] = jax.nn.sigmoid(sel)
