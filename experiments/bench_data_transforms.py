@@ -79,7 +79,8 @@ def time_transform(name, transform, records, repeats) -> dict:
     h, w = records[0]["image"].shape[:2]
     ho, wo = out["image"].shape[:2]
     return {"what": name, "in": f"{h}x{w}", "out": f"{ho}x{wo}", "masks": "masks" in records[0],
-            "records_per_s_cpu": len(records) / best_cpu, "records_per_s_wall": len(records) / best_wall}
+            "records_per_s_cpu": len(records) / best_cpu,
+            "records_per_s_wall": len(records) / best_wall}
 
 
 def time_loader(records, repeats) -> dict:
@@ -87,8 +88,8 @@ def time_loader(records, repeats) -> dict:
     n = len(records)
     best_cpu = best_wall = float("inf")
     for r in range(repeats + 1):
-        loader = make_loader(records, batch_size=min(32, n), seed=r, num_epochs=1, transforms=transforms,
-                             max_objects=8, shard_options=grain.NoSharding(),
+        loader = make_loader(records, batch_size=min(32, n), seed=r, num_epochs=1,
+                             transforms=transforms, max_objects=8, shard_options=grain.NoSharding(),
                              read_options=grain.ReadOptions(num_threads=1, prefetch_buffer_size=8))
         c0, w0 = time.process_time(), time.perf_counter()
         count = sum(b["image"].shape[0] for b in loader)
@@ -96,8 +97,8 @@ def time_loader(records, repeats) -> dict:
             best_cpu = min(best_cpu, time.process_time() - c0)
             best_wall = min(best_wall, time.perf_counter() - w0)
     h, w = records[0]["image"].shape[:2]
-    return {"what": "make_loader(Resize+flip+jitter, pad, batch)", "in": f"{h}x{w}", "out": "224x224",
-            "masks": "masks" in records[0], "records_per_s_cpu": count / best_cpu,
+    return {"what": "make_loader(Resize+flip+jitter, pad, batch)", "in": f"{h}x{w}",
+            "out": "224x224", "masks": "masks" in records[0], "records_per_s_cpu": count / best_cpu,
             "records_per_s_wall": count / best_wall}
 
 

@@ -22,9 +22,10 @@ def filters(kernel, name: str, workdir: str) -> str:
 
 def activation_max(rows: dict, workdir: str) -> str:
     """``rows = {layer: images, ..., "classes": images}``: ``activation_max.png``."""
-    return save_rows_grid(rows, os.path.join(workdir, "activation_max.png"),
-                          col_titles={"classes": list(CLASS_NAMES)},
-                          title="activation maximisation (centre unit per channel; classes: logits)")
+    return save_rows_grid(
+        rows, os.path.join(workdir, "activation_max.png"),
+        col_titles={"classes": list(CLASS_NAMES)},
+        title="activation maximisation (centre unit per channel; classes: logits)")
 
 
 def top_patches(result, layer: str, k: int, workdir: str) -> str:
