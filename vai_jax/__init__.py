@@ -11,7 +11,7 @@ import importlib
 __version__ = "0.1.0"
 
 SUBPACKAGES = ("analysis", "backbones", "classification", "data", "detection", "nn", "ops",
-               "pose", "segmentation", "train", "viz")
+               "pose", "segmentation", "train", "viz", "weights")
 
 
 def create_model(name, **kwargs):

@@ -1,0 +1,51 @@
+"""Command line: convert a torchvision / timm checkpoint to a vai_jax weights file.
+
+    python -m vai_jax.weights convert resnet50 resnet50-11ad3fa6.pth out/resnet50.msgpack
+    python -m vai_jax.weights convert resnet50.tv_in1k model.safetensors out/resnet50.msgpack
+    python -m vai_jax.weights list
+
+Load the result with ``vai_jax.weights.load(path)`` and build the model with
+``vai_jax.weights.model_for(name)`` (plus ``num_classes=`` when it is not 1000).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import jax
+import numpy as np
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vai_jax.weights", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    conv = sub.add_parser("convert", help="convert a checkpoint to a Flax msgpack file")
+    conv.add_argument("name", help="torchvision builder name (resnet50) or timm name (resnet50.tv_in1k)")
+    conv.add_argument("source", help="checkpoint: .pth/.pt (needs torch), .safetensors or .npz")
+    conv.add_argument("output", help="the weights file to write (e.g. out/resnet50.msgpack)")
+    sub.add_parser("list", help="list the supported torchvision names and timm architectures")
+    args = parser.parse_args(argv)
+
+    from vai_jax import weights
+
+    if args.command == "list":
+        print("torchvision:", " ".join(weights.SUPPORTED))
+        print("timm (any pretrained tag, e.g. resnet50.tv_in1k):",
+              " ".join(weights.SUPPORTED_TIMM))
+        return 0
+    try:
+        model, variables = weights.from_torchvision(args.name, args.source)
+    except (ValueError, ImportError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    path = weights.save(args.output, variables)
+    count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))
+    print(f"{args.name}: {count:,} parameters, {model.num_classes} classes -> {path}")
+    print(f"load: model = vai_jax.weights.model_for({args.name!r}"
+          f"{'' if model.num_classes == 1000 else f', num_classes={model.num_classes}'}); "
+          f"variables = vai_jax.weights.load({path!r})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
