@@ -80,9 +80,8 @@ class MobileNetV2(nn.Module):
         info = [FeatureInfo("stem", make_divisible(32 * self.alpha), 2)]
         ends = self._stage_ends()
         for k, (i, stride) in enumerate(ends.items(), start=1):
-            last = i == len(blocks)
-            info.append(FeatureInfo(f"stage{k}", self._last_channels() if last else blocks[i - 1][1],
-                                    stride))
+            channels = self._last_channels() if i == len(blocks) else blocks[i - 1][1]
+            info.append(FeatureInfo(f"stage{k}", channels, stride))
         return tuple(info)
 
     @nn.compact

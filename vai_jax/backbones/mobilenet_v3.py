@@ -113,7 +113,8 @@ class MobileNetV3(nn.Module):
         features["stem"] = x
         for i, (k, expanded, c_out, se, act, s) in enumerate(self.blocks, start=1):
             if act not in _ACTS:
-                raise ValueError(f"block {i}: activation must be one of {sorted(_ACTS)}; got {act!r}")
+                raise ValueError(f"block {i}: activation must be one of {sorted(_ACTS)}; "
+                                 f"got {act!r}")
             e = self._width(expanded)
             x = InvertedResidual(self._width(c_out), e, kernel_size=k, strides=s, act=_ACTS[act],
                                  se_channels=make_divisible(e // 4) if se else 0,

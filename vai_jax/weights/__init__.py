@@ -6,7 +6,8 @@ JAX-native file for converted variables.
                                                                 # ImageNet-normalised
     vai_jax.weights.save("resnet50.msgpack", variables)
     variables = vai_jax.weights.load("resnet50.msgpack")
-    # command line: python -m vai_jax.weights convert resnet50 resnet50-11ad3fa6.pth resnet50.msgpack
+    # command line:
+    #   python -m vai_jax.weights convert resnet50 resnet50-11ad3fa6.pth resnet50.msgpack
 
 The converted model computes what torchvision's builder computes with pretrained weights
 (GoogLeNet and Inception v3 with their input transform; see :data:`SUPPORTED`). Checkpoints:

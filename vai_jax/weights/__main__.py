@@ -17,10 +17,12 @@ import numpy as np
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vai_jax.weights", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vai_jax.weights",
+                                     description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     conv = sub.add_parser("convert", help="convert a checkpoint to a Flax msgpack file")
-    conv.add_argument("name", help="torchvision builder name (resnet50) or timm name (resnet50.tv_in1k)")
+    conv.add_argument("name", help="torchvision builder name (resnet50) or timm name "
+                      "(resnet50.tv_in1k)")
     conv.add_argument("source", help="checkpoint: .pth/.pt (needs torch), .safetensors or .npz")
     conv.add_argument("output", help="the weights file to write (e.g. out/resnet50.msgpack)")
     sub.add_parser("list", help="list the supported torchvision names and timm architectures")

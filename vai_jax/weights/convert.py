@@ -60,7 +60,8 @@ class CheckpointError(ValueError):
     def __init__(self, model_name: str, missing: Sequence[str] = (),
                  unexpected: Sequence[str] = (), mismatched: Sequence[str] = ()):
         self.model_name = model_name
-        self.missing, self.unexpected, self.mismatched = list(missing), list(unexpected), list(mismatched)
+        self.missing, self.unexpected = list(missing), list(unexpected)
+        self.mismatched = list(mismatched)
         parts = [f"the checkpoint does not fit {model_name}:"]
         for title, items in (("missing keys", self.missing), ("unexpected keys", self.unexpected),
                              ("shape mismatches", self.mismatched)):

@@ -39,9 +39,11 @@ def _to_numpy(name: str, value: Any) -> np.ndarray:
     try:
         array = np.asarray(value)
     except Exception as e:  # noqa: BLE001 - report which entry is not an array
-        raise ValueError(f"state-dict entry {name!r} is not an array: {type(value).__name__} ({e})") from e
+        raise ValueError(f"state-dict entry {name!r} is not an array: "
+                         f"{type(value).__name__} ({e})") from e
     if array.dtype == object:
-        raise ValueError(f"state-dict entry {name!r} is not a numeric array: {type(value).__name__}")
+        raise ValueError(f"state-dict entry {name!r} is not a numeric array: "
+                         f"{type(value).__name__}")
     return array
 
 
@@ -68,7 +70,8 @@ def _read_torch(path: str) -> Mapping:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated or foreign files raise many types
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {type(e).__name__}: {e}") from e
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint: "
+                         f"{type(e).__name__}: {e}") from e
     return _unwrap(obj, path)
 
 
@@ -107,7 +110,8 @@ def read_state_dict(source) -> dict[str, np.ndarray]:
                 with np.load(path, allow_pickle=False) as z:
                     items = {k: z[k] for k in z.files}.items()
             except Exception as e:  # noqa: BLE001
-                raise ValueError(f"{path} is not a readable .npz file: {type(e).__name__}: {e}") from e
+                raise ValueError(f"{path} is not a readable .npz file: "
+                                 f"{type(e).__name__}: {e}") from e
         elif suffix in TORCH_SUFFIXES:
             items = _read_torch(path).items()
         else:

@@ -65,7 +65,8 @@ def _minus1(s: str) -> int:
 RESNET = Family(
     torch_name=_rules([
         (r"stem/conv", "conv1"), (r"stem/bn", "bn1"),
-        (r"stage(\d+)/block(\d+)/(conv|bn)(\d)", lambda m: f"layer{m[1]}.{_minus1(m[2])}.{m[3]}{m[4]}"),
+        (r"stage(\d+)/block(\d+)/(conv|bn)(\d)",
+         lambda m: f"layer{m[1]}.{_minus1(m[2])}.{m[3]}{m[4]}"),
         (r"stage(\d+)/block(\d+)/shortcut/(conv|bn)",
          lambda m: f"layer{m[1]}.{_minus1(m[2])}.downsample.{_SEQ[m[3]]}"),
         (r"fc", "fc"),
@@ -214,7 +215,8 @@ def _mobilenet(version: int):
     def torch_name(model, path, modules):
         m = re.fullmatch(r"(stem|last_conv)/(conv|bn)", path)
         if m:
-            n = len({p.split("/")[0] for p in modules if re.fullmatch(r"block\d+", p.split("/")[0])})
+            tops = {p.split("/")[0] for p in modules}
+            n = len({t for t in tops if re.fullmatch(r"block\d+", t)})
             return f"features.{0 if m[1] == 'stem' else n + 1}.{_SEQ[m[2]]}"
         m = re.fullmatch(r"block(\d+)/(expand|depthwise|se|project)/(conv|bn|fc1|fc2)", path)
         if m:
@@ -246,9 +248,9 @@ _SHUFFLE_V2_UNIT = {"branch1_depthwise": ("branch1", 0), "branch1_conv": ("branc
 SHUFFLENET_V2 = Family(
     torch_name=_rules([
         (r"(conv1|conv5)/(conv|bn)", lambda m: f"{m[1]}.{_SEQ[m[2]]}"),
-        (r"stage(\d)/unit(\d+)/(\w+)/(conv|bn)",
+        (r"stage(\d)/unit(\d+)/(branch1_depthwise|branch1_conv|branch2_\w+)/(conv|bn)",
          lambda m: (f"stage{int(m[1]) + 1}.{_minus1(m[2])}.{_SHUFFLE_V2_UNIT[m[3]][0]}."
-                    f"{_SHUFFLE_V2_UNIT[m[3]][1] + _SEQ[m[4]]}") if m[3] in _SHUFFLE_V2_UNIT else None),
+                    f"{_SHUFFLE_V2_UNIT[m[3]][1] + _SEQ[m[4]]}")),
         (r"fc", "fc"),
     ]),
     classifier="fc.weight", head=r"fc\..*")
@@ -296,7 +298,9 @@ TORCHVISION = {
 }
 
 # timm architectures whose checkpoints (e.g. "resnet50.tv_in1k", torchvision's weights as
-# safetensors) this module reads; only VGG's key layout differs from torchvision's.
+# safetensors) this module reads; only VGG's key layout differs from torchvision's. The model is
+# torchvision's in every case: for VGG that equals timm's at 224×224 (timm runs its first linear
+# layer as a 7×7 convolution over the map, torchvision pools the map to 7×7 first).
 TIMM = {
     **{n: Spec(n, RESNET) for n in _RESNETS},
     **{n: Spec(n, VGG_TIMM) for n in _VGGS},
