@@ -1,5 +1,6 @@
 """Residual units against their definitions: the five orderings of He et al. 2016b (Fig. 4),
-option-A shortcut, zero_init_last, squeeze-and-excitation by hand."""
+option-A shortcut, zero_init_last, squeeze-and-excitation by hand, the receptive field of the
+dilated k×k convolutions."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,3 +110,60 @@ def test_bottleneck_grouped_se_and_bad_fields():
         BasicUnit(features=16, unit_order="bogus").init(jax.random.key(0), x, train=False)
     with pytest.raises(ValueError, match="shortcut"):
         BasicUnit(features=16, shortcut="B").init(jax.random.key(0), x, train=False)
+
+
+def _support(unit, x):
+    """Offsets from the centre of the pixels of ``x`` on which output pixel (centre, centre)
+    depends: the nonzero pattern of the gradient of its channel sum. Positive inputs and
+    parameters (eval-mode BN with zero mean) keep every ReLU active."""
+    x = jnp.abs(x) + 0.1
+    variables = unit.init(jax.random.key(1), x, train=False)
+    variables = dict(variables, params=jax.tree.map(lambda a: jnp.abs(a) + 0.1,
+                                                    variables["params"]))
+    c = x.shape[1] // 2
+
+    def out(x):
+        return jnp.sum(unit.apply(variables, x, train=False)[0, c, c])
+
+    g = np.abs(np.asarray(jax.grad(out)(x))).sum(-1)[0]
+    return np.argwhere(g > 0) - c
+
+
+def test_dilated_units_read_the_dilated_lattice():
+    x = jax.random.normal(jax.random.key(0), (1, 15, 15, 4))
+    # Bottleneck: one 3x3 at rate 3 between 1x1s, identity shortcut: the 3x3 lattice of
+    # spacing 3 around the centre (which the shortcut also reads).
+    unit = BottleneckUnit(features=4, width=2, dilation=3, unit_order="relu_before_add")
+    got = {tuple(p) for p in _support(unit, x)}
+    assert got == {(3 * i, 3 * j) for i in (-1, 0, 1) for j in (-1, 0, 1)}
+    # first_dilation sets the bottleneck's 3x3 rate (torchvision's first unit of a dilated
+    # stage reads at the previous rate)
+    unit = BottleneckUnit(features=4, width=2, dilation=4, first_dilation=2,
+                          unit_order="relu_before_add")
+    assert {tuple(p) for p in _support(unit, x)} == {
+        (2 * i, 2 * j) for i in (-1, 0, 1) for j in (-1, 0, 1)}
+    # Basic unit: 3x3 at first_dilation 1 then 3x3 at rate 2: offsets {-1, 0, 1} + {-2, 0, 2}
+    # per axis, i.e. the full 7x7 square; with both at rate 2 the even offsets of a 9x9 one.
+    unit = BasicUnit(features=4, first_dilation=1, dilation=2, unit_order="relu_before_add")
+    assert {tuple(p) for p in _support(unit, x)} == {
+        (i, j) for i in range(-3, 4) for j in range(-3, 4)}
+    unit = BasicUnit(features=4, dilation=2, unit_order="relu_before_add")
+    assert {tuple(p) for p in _support(unit, x)} == {
+        (i, j) for i in range(-4, 5, 2) for j in range(-4, 5, 2)}
+    # The padding keeps the size; bad rates are rejected.
+    y = unit.apply(unit.init(jax.random.key(1), x, train=False), x, train=False)
+    assert y.shape == x.shape
+    with pytest.raises(ValueError, match="first_dilation must be a positive int"):
+        BasicUnit(features=4, first_dilation=0).init(jax.random.key(0), x, train=False)
+
+
+def test_project_keeps_the_shortcut_of_a_strided_unit():
+    x = jax.random.normal(jax.random.key(0), (1, 6, 6, 4))
+    strided = BasicUnit(features=4, strides=2)
+    dilated = BasicUnit(features=4, dilation=2, project=True)
+    v = strided.init(jax.random.key(1), x, train=False)
+    assert "shortcut" in v["params"]
+    assert jax.tree.map(jnp.shape, dilated.init(jax.random.key(1), x, train=False)) == \
+        jax.tree.map(jnp.shape, v)
+    assert "shortcut" not in BasicUnit(features=4).init(jax.random.key(1), x,
+                                                        train=False)["params"]

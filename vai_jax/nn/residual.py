@@ -24,6 +24,13 @@ widths; channel pruning (:mod:`vai_jax.analysis.pruning`) sets them per unit, si
 channels can be removed without changing the unit's input/output (the identity shortcut ties
 the last convolution's channels to the unit's input).
 
+Dilation (``dilation``, ``first_dilation``): the rate of the k×k convolutions, for networks
+that trade stride for dilation (DeepLab's atrous ResNet, torchvision's
+``replace_stride_with_dilation``). The unit's first k×k convolution uses ``first_dilation``
+(default ``dilation``), every later one ``dilation``; padding is ``d·(k − 1) / 2`` so the size
+is kept. ``project=True`` keeps the shortcut's projection (or option-A padding) on a unit whose
+stride was replaced by dilation, so that it has the parameters of its strided original.
+
 Parameter names: ``conv1``, ``bn1``, ``conv2``, … (in ``full_preact`` ``bn_i`` precedes
 ``conv_i``; in ``bn_after_add`` the last ``bn_n`` normalises the sum), ``shortcut/conv``,
 ``shortcut/bn``, ``se/fc1``, ``se/fc2``.
@@ -86,13 +93,24 @@ class _ResidualUnit(nn.Module):
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
     inner_widths: Sequence[int] | None = None
+    dilation: int = 1
+    first_dilation: int | None = None
+    project: bool | None = None
 
     expansion: ClassVar[int] = 1
     num_inner: ClassVar[int] = 1
 
-    def _branch(self, in_channels: int) -> list[tuple[int, int, int, int, object]]:
-        """(features, kernel, stride, groups, padding) of each convolution."""
+    def _branch(self, in_channels: int) -> list[tuple[int, int, int, int, object, int]]:
+        """(features, kernel, stride, groups, padding, dilation) of each convolution."""
         raise NotImplementedError
+
+    def _dilations(self) -> tuple[int, int]:
+        """(rate of the first k×k convolution, rate of the later ones), validated."""
+        first = self.dilation if self.first_dilation is None else self.first_dilation
+        for name, d in (("dilation", self.dilation), ("first_dilation", first)):
+            if not isinstance(d, (int, np.integer)) or isinstance(d, bool) or d < 1:
+                raise ValueError(f"{name} must be a positive int; got {d!r}")
+        return int(first), int(self.dilation)
 
     def _inner(self, default: int) -> tuple[int, ...]:
         """The inner widths (``inner_widths`` or ``default`` for each), validated."""
@@ -107,8 +125,9 @@ class _ResidualUnit(nn.Module):
         return tuple(int(w) for w in widths)
 
     def _conv(self, i, spec, zero):
-        features, kernel, stride, groups, padding = spec
+        features, kernel, stride, groups, padding, dilation = spec
         return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=padding,
+                       kernel_dilation=(dilation, dilation),
                        feature_group_count=groups, use_bias=False, dtype=self.dtype,
                        param_dtype=self.param_dtype,
                        kernel_init=nn.initializers.zeros if zero else _KERNEL_INIT,
@@ -169,6 +188,8 @@ class _ResidualUnit(nn.Module):
                               param_dtype=self.param_dtype, name="se")(h)
 
         needs_change = self.strides != 1 or x.shape[-1] != self.features
+        if self.project is not None:
+            needs_change = bool(self.project)
         if self.shortcut == "projection_all" or (needs_change and self.shortcut == "projection"):
             s = ConvBNAct(self.features, 1, strides=self.strides, act=None,
                           norm=order != "full_preact", dtype=self.dtype,
@@ -190,7 +211,8 @@ class BasicUnit(_ResidualUnit):
     """Two 3×3 convolutions (ResNet-18/34 and the CIFAR ResNets); the first has the stride.
 
     Input ``[B, H, W, C_in]`` → ``[B, ceil(H/strides), ceil(W/strides), features]``.
-    See the module docstring for ``unit_order``, ``shortcut``; ``se_reduction`` > 0 adds a
+    See the module docstring for ``unit_order``, ``shortcut``, ``dilation`` (the first 3×3
+    uses ``first_dilation``, the second ``dilation``); ``se_reduction`` > 0 adds a
     squeeze-and-excitation on the branch (hidden = features // se_reduction);
     ``inner_widths=(w,)`` sets the first convolution's output channels (default ``features``).
     """
@@ -198,9 +220,10 @@ class BasicUnit(_ResidualUnit):
     expansion: ClassVar[int] = 1
 
     def _branch(self, in_channels):
-        pad = same_padding(3)
+        d1, d2 = self._dilations()
         (inner,) = self._inner(self.features)
-        return [(inner, 3, self.strides, 1, pad), (self.features, 3, 1, 1, pad)]
+        return [(inner, 3, self.strides, 1, same_padding(3, d1), d1),
+                (self.features, 3, 1, 1, same_padding(3, d2), d2)]
 
 
 class BottleneckUnit(_ResidualUnit):
@@ -215,6 +238,8 @@ class BottleneckUnit(_ResidualUnit):
       kernel_size: of the middle convolution (BagNet uses 1 in its later units).
       valid: unpadded middle convolution (BagNet); the shortcut is then cropped at the
         bottom/right to the branch's size, as in the BagNet reference code.
+      first_dilation: the rate of the k×k convolution (the only one; default ``dilation``), as
+        torchvision's ``Bottleneck(dilation=…)``.
     """
 
     width: int | None = None
@@ -231,7 +256,8 @@ class BottleneckUnit(_ResidualUnit):
             raise ValueError(f"inner widths must be multiples of groups={self.groups}; got "
                              f"({w1}, {w2})")
         k = self.kernel_size
-        pad = ((0, 0), (0, 0)) if self.valid else same_padding(k)
-        return [(w1, 1, 1, 1, ((0, 0), (0, 0))),
-                (w2, k, self.strides, self.groups, pad),
-                (self.features, 1, 1, 1, ((0, 0), (0, 0)))]
+        d, _ = self._dilations()
+        pad = ((0, 0), (0, 0)) if self.valid else same_padding(k, d)
+        return [(w1, 1, 1, 1, ((0, 0), (0, 0)), 1),
+                (w2, k, self.strides, self.groups, pad, d),
+                (self.features, 1, 1, 1, ((0, 0), (0, 0)), 1)]
