@@ -1,5 +1,6 @@
 """ResNet family: parameter counts against published/torchvision numbers, forward/backward on tiny
-configurations, feature shapes against feature_info, registry construction."""
+configurations, feature shapes against feature_info, registry construction; output_stride
+(dilation instead of stride: strides, unchanged parameters, exactness, torchvision parity)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 import vai_jax
 from vai_jax.backbones import resnet
 from vai_jax.nn.residual import UNIT_ORDERS
-from tests.backbones.zoo_checks import check_features, assert_forward_backward, import_torchvision, n_params
+from tests.backbones.zoo_checks import (abstract_init, assert_forward_backward, check_features,
+                                       import_torchvision, n_params)
 
 
 # torchvision 0.28 parameter counts (num_classes=1000); se_resnet50 as in the SENet paper's
@@ -158,3 +160,143 @@ def test_bad_input_and_fields():
     with pytest.raises(ValueError, match="BasicUnit"):
         vai_jax.create_model("resnet18", groups=2).init(
             jax.random.key(0), jnp.ones((1, 32, 32, 3)), train=False)
+
+
+# ----------------------------------------------------------------------- output_stride
+def _expected_strides(model, output_stride):
+    """Stage strides by torchvision's rule, written out: each stage multiplies the stride by 2
+    (stage 1 by 1) until ``output_stride`` is reached, after which strides stay."""
+    stride = model.stem_stride * (2 if model.stem_pool else 1)
+    out = []
+    for i in range(len(model.stage_sizes)):
+        stride = min(stride * (1 if i == 0 else 2), output_stride)
+        out.append(stride)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(resnet.MODELS))
+def test_output_stride_for_every_name(name):
+    plain = vai_jax.create_model(name)
+    natural = plain.feature_info[-1].stride
+    for os_ in (8, 16, 32) if natural == 32 else (1, 2, 4):
+        model = vai_jax.create_model(name, output_stride=os_)
+        info = model.feature_info
+        assert [f.stride for f in info[1:]] == _expected_strides(model, os_)
+        assert [(f.name, f.channels) for f in info] == [(f.name, f.channels)
+                                                        for f in plain.feature_info]
+    with pytest.raises(ValueError, match="output_stride must be one of"):
+        vai_jax.create_model(name, output_stride=12).feature_info
+    if natural == 4:  # CIFAR layouts: stride 4 at most
+        with pytest.raises(ValueError, match=r"\[1, 2, 4\]"):
+            vai_jax.create_model(name, output_stride=8).feature_info
+
+
+def test_dilated_resnet50_has_the_classification_parameters():
+    # Same names and shapes at every output stride: a classification checkpoint loads as is.
+    ref = jax.tree.map(jnp.shape, abstract_init(vai_jax.create_model("resnet50"), 64)[1])
+    for os_ in (16, 8):
+        model = vai_jax.create_model("resnet50", output_stride=os_)
+        (_, feats), variables = abstract_init(model, 64)
+        assert jax.tree.map(jnp.shape, variables) == ref
+        assert feats["stage4"].shape == (1, 64 // os_, 64 // os_, 2048)
+        assert feats["stage3"].shape == (1, 64 // min(os_, 16), 64 // min(os_, 16), 1024)
+
+
+TINY = dict(stage_sizes=(1, 1, 1, 2), widths=(4, 4, 8, 8), stem_width=4, stem_kernel=3,
+            num_classes=3)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_dilation_instead_of_stride_is_exact(name):
+    # Load the strided network's variables into the dilated one (by name, unchanged): the
+    # dense map sampled every 32 / output_stride pixels is the strided map, and the logits
+    # (global mean) are those of the network on the same grid; output_stride=32 is the default
+    # network bit for bit. Odd sizes: maps round up (ceil).
+    x = jax.random.normal(jax.random.key(0), (1, 37, 29, 3))
+    base = vai_jax.create_model(name, **TINY)
+    variables = base.init(jax.random.key(1), x, train=False)
+    variables = jax.tree.map(
+        lambda a: a + 0.1 * jax.random.normal(jax.random.key(2), a.shape), variables)
+    logits, f32 = base.apply(variables, x, train=False)
+    same_logits, same = vai_jax.create_model(name, output_stride=32, **TINY).apply(
+        variables, x, train=False)
+    np.testing.assert_array_equal(same_logits, logits)
+    np.testing.assert_array_equal(same["stage4"], f32["stage4"])
+    for os_, sub in ((16, 2), (8, 4)):
+        dense = vai_jax.create_model(name, output_stride=os_, **TINY)
+        _, f = dense.apply(variables, x, train=False)
+        check_features(dense, (None, f), x)
+        assert f["stage4"].shape[1:3] == (-(-37 // os_), -(-29 // os_))
+        np.testing.assert_allclose(f["stage4"][:, ::sub, ::sub], f32["stage4"], atol=1e-4)
+
+
+def test_multi_grid_rates():
+    # DeepLab v3 multi-grid (1, 2): unit j of the last stage uses rate dilation * grid[j];
+    # the parameters do not change, the output does, a wrong length is rejected.
+    x = jax.random.normal(jax.random.key(0), (1, 32, 32, 3))
+    kw = dict(TINY, output_stride=16)
+    plain = vai_jax.create_model("resnet18", **kw)
+    grid = vai_jax.create_model("resnet18", multi_grid=(1, 2), **kw)
+    variables = plain.init(jax.random.key(1), x, train=False)
+    assert jax.tree.map(jnp.shape, jax.eval_shape(
+        lambda: grid.init(jax.random.key(1), x, train=False))) == jax.tree.map(jnp.shape,
+                                                                            variables)
+    a = plain.apply(variables, x, train=False)[1]["stage4"]
+    b = grid.apply(variables, x, train=False)[1]["stage4"]
+    assert a.shape == b.shape and float(jnp.abs(a - b).max()) > 0
+    with pytest.raises(ValueError, match="multi_grid must have 2 entries"):
+        vai_jax.create_model("resnet18", multi_grid=(1, 2, 4), **kw).init(
+            jax.random.key(0), x, train=False)
+
+
+def _torch_to_flax(state_dict, stage_sizes):
+    """torchvision ResNet state dict -> this ResNet's variables (names written out here)."""
+    sd = {k: v.detach().numpy() for k, v in state_dict.items()}
+    conv = lambda w: {"kernel": jnp.asarray(w.transpose(2, 3, 1, 0))}
+    bn = lambda p: ({"scale": jnp.asarray(sd[p + ".weight"]), "bias": jnp.asarray(sd[p + ".bias"])},
+                    {"mean": jnp.asarray(sd[p + ".running_mean"]),
+                     "var": jnp.asarray(sd[p + ".running_var"])})
+    params = {"stem": {"conv": conv(sd["conv1.weight"]), "bn": bn("bn1")[0]}}
+    stats = {"stem": {"bn": bn("bn1")[1]}}
+    for i, n in enumerate(stage_sizes):
+        ps, ss = {}, {}
+        for j in range(n):
+            t = f"layer{i + 1}.{j}"
+            p, s = {}, {}
+            k = 1
+            while f"{t}.conv{k}.weight" in sd:
+                p[f"conv{k}"] = conv(sd[f"{t}.conv{k}.weight"])
+                p[f"bn{k}"], s[f"bn{k}"] = bn(f"{t}.bn{k}")
+                k += 1
+            if f"{t}.downsample.0.weight" in sd:
+                b, st = bn(f"{t}.downsample.1")
+                p["shortcut"] = {"conv": conv(sd[f"{t}.downsample.0.weight"]), "bn": b}
+                s["shortcut"] = {"bn": st}
+            ps[f"block{j + 1}"], ss[f"block{j + 1}"] = p, s
+        params[f"stage{i + 1}"], stats[f"stage{i + 1}"] = ps, ss
+    params["fc"] = {"kernel": jnp.asarray(sd["fc.weight"].T), "bias": jnp.asarray(sd["fc.bias"])}
+    return {"params": params, "batch_stats": stats}
+
+
+def test_dilated_resnet50_matches_torchvision():
+    tv = import_torchvision()
+    import torch
+
+    torch.manual_seed(0)
+    ref = tv.models.resnet50(replace_stride_with_dilation=[False, True, True]).eval()
+    with torch.no_grad():  # non-trivial BN statistics
+        for m in ref.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    x = np.random.default_rng(0).normal(size=(1, 3, 48, 40)).astype(np.float32)
+    feats = {}
+    ref.layer4.register_forward_hook(lambda m, i, o: feats.__setitem__("stage4", o))
+    with torch.no_grad():
+        logits = ref(torch.from_numpy(x)).numpy()
+    model = vai_jax.create_model("resnet50", output_stride=8)
+    variables = _torch_to_flax(ref.state_dict(), model.stage_sizes)
+    got_logits, got = model.apply(variables, jnp.asarray(x.transpose(0, 2, 3, 1)), train=False)
+    np.testing.assert_allclose(got["stage4"], feats["stage4"].numpy().transpose(0, 2, 3, 1),
+                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(got_logits, logits, rtol=1e-3, atol=1e-3)

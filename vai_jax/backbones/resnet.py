@@ -5,9 +5,23 @@ All are :class:`ResNet` with different fields; the unit ordering (``unit_order``
 variants of He et al. 2016b Fig. 4) and the shortcut option (``shortcut``) can be changed on any
 of them, see :mod:`vai_jax.nn.residual`.
 
+Dense prediction (DeepLab, Chen et al. 2017/2018): ``output_stride`` trades the stride of the
+last stage(s) for dilation ("atrous" convolution), as torchvision's
+``replace_stride_with_dilation``. A stage whose stride would take the network past
+``output_stride`` gets stride 1 and multiplies the dilation by its stride instead; its first
+unit's first k×k convolution keeps the previous dilation and every later one uses the new
+rate (torchvision's ``previous_dilation``). For the ImageNet layouts: ``output_stride=16``
+gives the last stage stride 1 and rate 2; ``8`` the last two stages stride 1 and rates 2 and
+4. The parameters are those of the strided network (same names and shapes: the first unit
+keeps its shortcut projection), so a classification checkpoint loads unchanged, and the
+dense map sampled every ``32 / output_stride`` pixels equals the strided network's map. A
+3×3 kernel at rate ``r`` spans ``2r + 1`` pixels per side with 9 weights; the dilated stages
+run on 4× (16) or 16× (8) more positions, so multiply-accumulates grow, parameters do not.
+``multi_grid`` multiplies the last stage's rates per unit (DeepLab v3's ``(1, 2, 4)``).
+
 Features: ``"stem"`` (after the stem's conv-BN-ReLU, before its max-pool), ``"stage1"`` …
 ``"stageN"`` (output of each stage; for pre-activation orderings the last stage includes the
-final BN-ReLU / ReLU). Parameter names: ``stem/conv``, ``stem/bn``,
+final BN-ReLU / ReLU), with the strides of :attr:`ResNet.feature_info`. Parameter names: ``stem/conv``, ``stem/bn``,
 ``stage2/block1/conv1``, ``stage2/block1/shortcut/conv``, ``final_bn`` (pre-activation only),
 ``fc``.
 """
@@ -61,6 +75,11 @@ class ResNet(nn.Module):
       inner_widths: ``None`` (the usual widths) or, per stage, per unit, the unit's
         ``inner_widths`` (one int for basic units, two for bottlenecks; see
         :mod:`vai_jax.nn.residual`): what channel pruning changes.
+      output_stride: ``None`` (every stage strided: 32 for the ImageNet layouts, 4 for
+        CIFAR) or the total stride to stop at, one of the strides reached after a stage
+        (ImageNet: 4, 8, 16, 32); the later stages are dilated (module docstring).
+      multi_grid: ``None`` or one multiplier per unit of the last stage: unit ``j`` uses rate
+        ``dilation · multi_grid[j]`` in all its k×k convolutions (DeepLab v3).
       dtype, param_dtype, bn_axis_name: compute dtype, parameter dtype, ``pmap`` axis for
         BatchNorm statistics.
 
@@ -85,6 +104,8 @@ class ResNet(nn.Module):
     unit_order: str = "original"
     zero_init_last: bool = False
     inner_widths: Sequence[Sequence[Sequence[int]]] | None = None
+    output_stride: int | None = None
+    multi_grid: Sequence[int] | None = None
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
@@ -118,15 +139,40 @@ class ResNet(nn.Module):
             return tuple(self.stage_strides)
         return (1,) + (2,) * (len(self.stage_sizes) - 1)
 
+    def stage_plan(self) -> tuple[tuple[int, int, int], ...]:
+        """Per stage ``(stride, first_dilation, dilation)``: the stride of its first unit, the
+        rate of that unit's first k×k convolution (the previous stage's rate) and the rate of
+        the others. Every stage is ``(s, 1, 1)`` unless ``output_stride`` dilates it."""
+        strides = self._strides()
+        base = self.stem_stride * (2 if self.stem_pool else 1)
+        reached, total = [], base
+        for s in strides:
+            total *= s
+            reached.append(total)
+        target = reached[-1] if self.output_stride is None else self.output_stride
+        if target not in reached:
+            raise ValueError(f"output_stride must be one of the strides reached after a stage, "
+                             f"{sorted(set(reached))} for this network (or None); got "
+                             f"{self.output_stride!r}")
+        plan, stride, dilation = [], base, 1
+        for s in strides:
+            first = dilation
+            if stride * s > target:
+                dilation, s = dilation * s, 1
+            stride *= s
+            plan.append((s, first, dilation))
+        return tuple(plan)
+
     @property
     def feature_info(self) -> tuple[FeatureInfo, ...]:
-        """(name, channels, stride) of ``"stem"`` and each stage, from the fields alone."""
+        """(name, channels, stride) of ``"stem"`` and each stage, from the fields alone (the
+        strides follow ``output_stride``)."""
         if len(self.widths) != len(self.stage_sizes):
             raise ValueError(f"widths must have {len(self.stage_sizes)} entries (one per stage); "
                              f"got {self.widths!r}")
         info = [FeatureInfo("stem", self.stem_width, self.stem_stride)]
         stride = self.stem_stride * (2 if self.stem_pool else 1)
-        for i, (w, s) in enumerate(zip(self.widths, self._strides())):
+        for i, (w, (s, _, _)) in enumerate(zip(self.widths, self.stage_plan())):
             stride *= s
             info.append(FeatureInfo(f"stage{i + 1}", w * self.block_cls.expansion, stride))
         return tuple(info)
@@ -144,6 +190,11 @@ class ResNet(nn.Module):
                       dtype=self.dtype, param_dtype=self.param_dtype,
                       bn_axis_name=self.bn_axis_name)
         inner = self.unit_inner_widths()
+        plan = self.stage_plan()
+        last = len(self.stage_sizes) - 1
+        if self.multi_grid is not None and len(self.multi_grid) != self.stage_sizes[last]:
+            raise ValueError(f"multi_grid must have {self.stage_sizes[last]} entries (one per "
+                             f"unit of the last stage); got {self.multi_grid!r}")
         features = {}
         x = x.astype(self.dtype)
         x = ConvBNAct(self.stem_width, self.stem_kernel, strides=self.stem_stride,
@@ -152,11 +203,19 @@ class ResNet(nn.Module):
         features["stem"] = x
         if self.stem_pool:
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-        for i, (n, s) in enumerate(zip(self.stage_sizes, self._strides())):
+        for i, (n, (s, first, d), nominal) in enumerate(
+                zip(self.stage_sizes, plan, self._strides())):
             out = info[i + 1].channels
             extra = dict(groups=self.groups) if bottleneck else {}
+            rates = [(first if j == 0 else d, d) for j in range(n)]
+            if i == last and self.multi_grid is not None:
+                rates = [(d * g, d * g) for g in self.multi_grid]
+            # A stride replaced by dilation keeps the strided unit's shortcut (and parameters).
+            project = True if s != nominal else None
             blocks = tuple(
                 functools.partial(self.block_cls, features=out, strides=s if j == 0 else 1,
+                                  first_dilation=rates[j][0], dilation=rates[j][1],
+                                  project=project if j == 0 else None,
                                   inner_widths=inner[i][j], **extra, **common)
                 for j in range(n))
             x = Stage(blocks, name=f"stage{i + 1}")(x, train=train)
