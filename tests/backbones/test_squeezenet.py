@@ -70,7 +70,7 @@ def test_forward_backward_with_bypass():
     assert float(jnp.sum(jnp.abs(grads["conv1"]["conv"]["kernel"]))) > 0
     assert feats["stage3"].shape[-1] == 512
     # Same weights without the bypass: a different function (the exact identity add is tested
-    # on the Fire block itself in tests/nn/test_nn_blocks.py).
+    # on the Fire block itself in tests/nn/test_blocks.py).
     plain = vai_jax.create_model("squeezenet1_1", num_classes=4)
     lb, _ = jax.jit(lambda v: model.apply(v, x, train=False))(variables)
     lp, _ = jax.jit(lambda v: plain.apply(v, x, train=False))(variables)

@@ -1,4 +1,4 @@
-"""One process of the 2-process data-parallel test (launched by test_train_distributed.py).
+"""One process of the 2-process data-parallel test (launched by test_distributed.py).
 
 Environment: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID (read by
 vai_jax.train.distributed) and XLA_FLAGS for the local CPU device count. argv[1]: output .npz.

@@ -1,16 +1,11 @@
 """NMS: exact greedy semantics for any threshold, against a loop reference and torchvision."""
-import os
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from roi_reference import nms_ref  # noqa: E402
-
-from vai_jax.ops import batched_nms, nms  # noqa: E402
+from tests.ops.roi_reference import nms_ref
+from vai_jax.ops import batched_nms, nms
 
 
 def _torchvision():

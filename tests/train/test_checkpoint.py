@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from train_testing_models import TinyBNNet
+from tests.train.train_testing_models import TinyBNNet
 from vai_jax.train.checkpoint import CheckpointManager, CorruptCheckpointError, restore_params
 from vai_jax.train.optim import make_optimizer, make_plateau
 from vai_jax.train.state import TrainState, init_variables

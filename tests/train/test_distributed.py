@@ -7,8 +7,8 @@ import jax
 import numpy as np
 import portpicker
 
-from train_distributed_worker import GLOBAL_BATCH, H, global_batch
-from train_testing_models import TinyBNNet
+from tests.train.train_distributed_worker import GLOBAL_BATCH, H, global_batch
+from tests.train.train_testing_models import TinyBNNet
 from vai_jax.classification.losses import softmax_cross_entropy
 from vai_jax.train import distributed
 from vai_jax.train.optim import make_optimizer

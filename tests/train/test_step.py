@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from train_testing_models import TinyBNNet, TinyMLP
+from tests.train.train_testing_models import TinyBNNet, TinyMLP
 from vai_jax.classification.metrics import topk_counts
 from vai_jax.classification.losses import softmax_cross_entropy
 from vai_jax.train import parallel

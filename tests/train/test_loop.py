@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from train_testing_models import TinyMLP
+from tests.train.train_testing_models import TinyMLP
 from vai_jax.classification.metrics import topk_counts
 from vai_jax.classification.losses import softmax_cross_entropy
 from vai_jax.train.checkpoint import CheckpointManager, CorruptCheckpointError
