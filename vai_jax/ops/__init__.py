@@ -55,3 +55,12 @@ from vai_jax.ops.upsample import (
     resize_bilinear,
     transposed_conv_output_size,
 )
+from vai_jax.ops.crf import (
+    chain_label_marginals,
+    chain_log_likelihood,
+    chain_log_partition,
+    chain_marginals,
+    chain_sequence_log_probs,
+    chain_viterbi,
+)
+from vai_jax.ops.dense_crf import bilateral_filter, dense_crf, spatial_filter
