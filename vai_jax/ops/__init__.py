@@ -1,8 +1,9 @@
 """Generic pure jax.numpy ops without parameters: numerics, coordinates, boxes, NMS, RoIAlign,
-RoIPool and FPN poolers, keypoint heatmaps and soft-argmax, up-sampling. Task-specific functions
-live with their task (anchors and matching in :mod:`vai_jax.detection`, part affinity fields in
-:mod:`vai_jax.pose`)."""
+RoIPool and FPN poolers, keypoint heatmaps and soft-argmax, up-sampling, sRGB ↔ L*a*b*
+colour conversion. Task-specific functions live with their task (anchors and matching in
+:mod:`vai_jax.detection`, part affinity fields in :mod:`vai_jax.pose`)."""
 from vai_jax.ops import coords
+from vai_jax.ops.color import lab_to_rgb, rgb_to_lab
 from vai_jax.ops.numerics import (
     cross_entropy,
     gaussian_nll,
