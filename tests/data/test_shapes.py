@@ -1,4 +1,5 @@
 """Tests of the built-in procedural shapes data set (vai_jax.data.shapes and its renderer)."""
+import hashlib
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ from vai_jax.data import shapes_geometry as geo
 from vai_jax.data import shapes_render
 from vai_jax.data.shapes import (
     CLASS_NAMES,
+    CLASS_PALETTE,
     FLIP_PAIRS,
     FLIP_PERMUTATION,
     KEYPOINT_NAMES,
@@ -452,3 +454,105 @@ def test_materialise_equals_the_records_and_selects_keys():
     assert sorted(ds.materialise()[0]) == sorted(ds[0])
     with pytest.raises(ValueError, match="unknown \\['nope'\\]"):
         ds.materialise(("image", "nope"))
+
+
+# ----------------------------------------------------------------------------- colour by class
+# sha256 of get_batch's arrays (key, dtype, shape, bytes; keys sorted) with the default random
+# object colours, recorded before colour_by_class existed: the default output must not change.
+_DEFAULT_DIGESTS = [
+    (("classification", 32, "train", 0, 12),
+     "910bc97d23f0aecbe25b7f7c8c8cc29026917bf9cbb1329170b9daad9ff52dbc"),
+    (("keypoints", 40, "test", 1, 8),
+     "9b15502749002b2d5d01878a839432804228401e2214994e7b7f26dfed618070"),
+    (("detection", (48, 40), "validation", 0, 8),
+     "79516fb9e0cf847c1d32279e4ccac73287492de8275bff73104167401858e768"),
+    (("multi_keypoints", 32, "train", 3, 6),
+     "36a4c4078d0e978b6f91418368f2f6c3d66c6332ba9ec77e44b2cc5ab5f77406"),
+]
+
+
+def _digest(batch):
+    h = hashlib.sha256()
+    for k in sorted(batch):
+        a = np.ascontiguousarray(batch[k])
+        for part in (k, str(a.dtype), str(a.shape)):
+            h.update(part.encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("args, expected", _DEFAULT_DIGESTS)
+def test_default_colours_are_bit_identical_to_the_recorded_output(args, expected):
+    task, size, split, seed, n = args
+    ds = ShapesDataset(task, split=split, num_examples=n, image_size=size, seed=seed)
+    assert _digest(ds.get_batch(range(n))) == expected
+    explicit = ShapesDataset(task, split=split, num_examples=n, image_size=size, seed=seed,
+                             colour_by_class=False, palette_noise=0.3)
+    assert _digest(explicit.get_batch(range(n))) == expected
+
+
+def test_palette_has_equal_lightness_and_distinct_hues():
+    from vai_jax.ops import rgb_to_lab
+
+    lab = np.asarray(rgb_to_lab(CLASS_PALETTE.astype(np.float32)), np.float64)
+    hue = np.deg2rad(15.0 + 60.0 * np.arange(NUM_CLASSES))
+    np.testing.assert_allclose(lab[:, 0], 60.0, atol=0.05)
+    np.testing.assert_allclose(lab[:, 1:], 35.0 * np.stack([np.cos(hue), np.sin(hue)], -1),
+                               atol=0.05)
+    assert CLASS_PALETTE.shape == (NUM_CLASSES, 3) and 0.0 < CLASS_PALETTE.min() < 1.0
+
+
+def test_colour_by_class_object_colours_follow_the_class():
+    n = 120
+    kw = dict(num_examples=n, image_size=32, seed=2)
+    plain = ShapesDataset("keypoints", **kw).get_batch(range(n))
+    ds = ShapesDataset("keypoints", colour_by_class=True, palette_noise=0.05, **kw)
+    coloured = ds.get_batch(range(n))
+    # Same scenes: geometry, classes and the background pixels are unchanged.
+    for key in ("masks", "boxes", "classes", "keypoints", "semantic"):
+        np.testing.assert_array_equal(coloured[key], plain[key], err_msg=key)
+    background = coloured["semantic"] == 0
+    np.testing.assert_array_equal(coloured["image"][background], plain["image"][background])
+    # Per-class mean object colour: near the palette (shading and pixel noise are centred).
+    means = np.stack([coloured["image"][coloured["semantic"] == c + 1].mean(0) / 255.0
+                      for c in range(NUM_CLASSES)])
+    np.testing.assert_allclose(means, CLASS_PALETTE, atol=0.04)
+    # The class explains almost all the variance of the objects' mean colours, and next to
+    # none of it with the default random colours.
+    assert _explained_by_class(coloured) > 0.9
+    assert _explained_by_class(plain) < 0.2
+
+
+def _explained_by_class(batch):
+    """Between-class share of the variance of each image's mean object colour (R²)."""
+    labels = batch["classes"][:, 0]
+    colour = np.stack([img[sem > 0].mean(0) for img, sem in zip(batch["image"], batch["semantic"])])
+    total = ((colour - colour.mean(0)) ** 2).sum()
+    within = sum(((colour[labels == c] - colour[labels == c].mean(0)) ** 2).sum()
+                 for c in np.unique(labels))
+    return 1.0 - within / total
+
+
+def test_colour_by_class_is_deterministic_and_batch_independent():
+    kw = dict(num_examples=10, image_size=24, seed=4, colour_by_class=True, palette_noise=0.2)
+    a = ShapesDataset("classification", **kw).get_batch(range(10))
+    b = ShapesDataset("classification", **kw).get_batch(range(10))
+    assert _digest(a) == _digest(b)
+    one = ShapesDataset("classification", **kw)[7]
+    np.testing.assert_array_equal(one["image"], a["image"][7])
+    noisier = ShapesDataset("classification", **dict(kw, palette_noise=0.0)).get_batch(range(10))
+    assert not np.array_equal(noisier["image"], a["image"])
+    multi = ShapesDataset("detection", **dict(kw, palette_noise=0.0)).get_batch(range(10))
+    for c in np.unique(multi["semantic"])[1:] - 1:  # every object, also with several per image
+        mean = multi["image"][multi["semantic"] == c + 1].mean(0) / 255.0
+        assert np.argmin(((CLASS_PALETTE - mean) ** 2).sum(-1)) == c
+
+
+def test_colour_by_class_arguments():
+    ds = ShapesDataset(colour_by_class=True, palette_noise=0.1, image_size=16)
+    assert repr(ds).endswith("colour_by_class=True, palette_noise=0.1)")
+    assert "colour_by_class" not in repr(ShapesDataset(image_size=16))
+    with pytest.raises(ValueError, match="palette_noise must be a number in \\[0, 1\\]"):
+        ShapesDataset(colour_by_class=True, palette_noise=1.5)
+    with pytest.raises(TypeError, match="colour_by_class must be a bool"):
+        ShapesDataset(colour_by_class="yes")

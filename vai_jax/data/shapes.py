@@ -32,6 +32,12 @@ Tasks and record keys (``M = max_objects``, ``K = NUM_KEYPOINTS = 6``)::
                                      2: visible (COCO convention)
       semantic   int32  [H, W]       0 background, class id + 1 of the top object
 
+With ``colour_by_class=True`` an object's colour is its class's :data:`CLASS_PALETTE` entry (all
+of equal CIE lightness) plus uniform noise of half-width ``palette_noise`` per channel: the
+colour of a grey image's object is then predictable only by recognising its shape (the data of
+:mod:`vai_jax.colourisation`). Everything else about the scene (background, shape, position,
+pixel noise) is the same as with the default random colours.
+
 Every valid object has at least ``min_visible_pixels`` visible pixels (objects hidden more than
 that are not drawn). Keypoint names, limbs and flip pairs per class: ``KEYPOINT_NAMES``,
 ``SKELETON``, ``FLIP_PAIRS`` / ``FLIP_PERMUTATION``.
@@ -50,6 +56,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from vai_jax.data import shapes_render
+from vai_jax.data.shapes_render import CLASS_PALETTE
 from vai_jax.data.shapes_geometry import (
     CLASS_NAMES,
     FLIP_PAIRS,
@@ -70,8 +77,8 @@ DEFAULT_OBJECTS = {"classification": (1, 1), "keypoints": (1, 1), "detection": (
 DEFAULT_MIN_VISIBLE_PIXELS = 10
 
 __all__ = [
-    "CLASS_NAMES", "NUM_CLASSES", "NUM_KEYPOINTS", "KEYPOINT_NAMES", "SKELETON", "FLIP_PAIRS",
-    "FLIP_PERMUTATION", "TASKS", "SPLITS", "ShapesDataset",
+    "CLASS_NAMES", "CLASS_PALETTE", "NUM_CLASSES", "NUM_KEYPOINTS", "KEYPOINT_NAMES", "SKELETON",
+    "FLIP_PAIRS", "FLIP_PERMUTATION", "TASKS", "SPLITS", "ShapesDataset",
 ]
 
 
@@ -96,6 +103,10 @@ class ShapesDataset:
       min_visible_pixels: objects with fewer visible pixels are not drawn (multi-object tasks);
         None -> 10 (1 for single-object tasks, whose object is never hidden); 0 keeps hidden objects.
       seed: int >= 0.
+      colour_by_class: colour each object by its class (:data:`CLASS_PALETTE` plus noise)
+        instead of a random colour that stands out from the background.
+      palette_noise: float in [0, 1], the half-width of the uniform per-channel noise added to
+        the palette colour (``colour_by_class`` only).
 
     ``len(ds)``; ``ds[i]`` -> record dict; ``ds.__getitems__(indices)`` -> list of records;
     ``ds.get_batch(indices)`` -> dict of arrays stacked on a leading batch axis.
@@ -112,6 +123,8 @@ class ShapesDataset:
         max_objects: int | None = None,
         min_visible_pixels: int | None = None,
         seed: int = 0,
+        colour_by_class: bool = False,
+        palette_noise: float = 0.05,
     ):
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}; got {task!r}")
@@ -147,6 +160,14 @@ class ShapesDataset:
             min_visible_pixels = 1 if self.single else DEFAULT_MIN_VISIBLE_PIXELS
         self.min_visible_pixels = _check_int(min_visible_pixels, "min_visible_pixels", minimum=0)
         self.seed = _check_int(seed, "seed", minimum=0)
+        if not isinstance(colour_by_class, (bool, np.bool_)):
+            raise TypeError(f"colour_by_class must be a bool; got {type(colour_by_class).__name__} "
+                            f"{colour_by_class!r}")
+        if isinstance(palette_noise, bool) or not isinstance(palette_noise, numbers.Real) \
+                or not 0.0 <= palette_noise <= 1.0:
+            raise ValueError(f"palette_noise must be a number in [0, 1]; got {palette_noise!r}")
+        self.colour_by_class = bool(colour_by_class)
+        self.palette_noise = float(palette_noise)
         self.task = task
         self.split = split
         self._split_id = SPLITS.index(split)
@@ -162,7 +183,9 @@ class ShapesDataset:
     def __repr__(self) -> str:
         return (f"ShapesDataset(task={self.task!r}, split={self.split!r}, num_examples={self.num_examples}, "
                 f"image_size={self.image_size}, min_objects={self.min_objects}, "
-                f"max_objects={self.max_objects}, seed={self.seed})")
+                f"max_objects={self.max_objects}, seed={self.seed}"
+                + (f", colour_by_class=True, palette_noise={self.palette_noise}"
+                   if self.colour_by_class else "") + ")")
 
     def _index(self, index) -> int:
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
@@ -179,7 +202,10 @@ class ShapesDataset:
         n = self.min_objects
         if self.max_objects > self.min_objects:
             n = int(rng.integers(self.min_objects, self.max_objects + 1))
-        shapes_render.sample_example(rng, scene, row, num_objects=n, single=self.single)
+        shapes_render.sample_example(
+            rng, scene, row, num_objects=n, single=self.single,
+            palette=CLASS_PALETTE if self.colour_by_class else None,
+            palette_noise=self.palette_noise)
 
     def get_batch(self, indices: Iterable[int]) -> dict:
         """Records for ``indices`` stacked on a leading axis of size ``len(indices)``.

@@ -18,6 +18,18 @@ import numpy as np
 
 from vai_jax.data import shapes_geometry as geo
 
+# One sRGB colour per class (circle, square, triangle, star, cross, ellipse) for
+# ``colour_by_class``: CIE L*a*b* (60, 35 cos h, 35 sin h) with hues h = 15°, 75°, ..., 315°.
+# Equal lightness, so the grey image does not reveal the class (only the shape does).
+CLASS_PALETTE = np.array([
+    [0.8022, 0.4731, 0.5103],  # h = 15°: pink-red
+    [0.6982, 0.5387, 0.3336],  # 75°: ochre
+    [0.4499, 0.6095, 0.3917],  # 135°: green
+    [0.0691, 0.6313, 0.6254],  # 195°: teal
+    [0.2719, 0.5967, 0.7982],  # 255°: blue
+    [0.6568, 0.5134, 0.7387],  # 315°: violet
+], np.float64)
+
 
 class Scene(NamedTuple):
     """Parameters of ``B`` scenes with ``M`` object slots; objects drawn in slot order (later on top).
@@ -72,6 +84,8 @@ def sample_example(
     num_objects: int,
     single: bool,
     class_id: int | None = None,
+    palette: np.ndarray | None = None,
+    palette_noise: float = 0.0,
 ) -> None:
     """Draw one scene's parameters into row ``row`` of ``scene`` (from :func:`empty_scene`).
 
@@ -83,6 +97,11 @@ def sample_example(
       single: one large object kept entirely inside the frame (classification / keypoints tasks);
         otherwise smaller objects that may be cut by the border and overlap each other.
       class_id: force the class of every object (None: uniform over the classes).
+      palette: float [NUM_CLASSES, 3] RGB in [0, 1]: an object of class c takes colour
+        ``clip(palette[c] + palette_noise * (2u - 1), 0, 1)``, ``u`` uniform in [0, 1)³ (e.g.
+        :data:`CLASS_PALETTE`). None: a random colour that stands out from the background.
+        Both draw the same random numbers, so the scene differs only in its object colours.
+      palette_noise: the half-width of that uniform noise per channel.
     """
     height, width = scene.noise.shape[2:4]
     size = float(min(height, width))
@@ -127,6 +146,8 @@ def sample_example(
         dist = np.sqrt(((cands - bg_mean) ** 2).sum(-1))
         ok = np.nonzero(dist >= 0.45)[0]
         colour = cands[ok[0] if ok.size else int(dist.argmax())]
+        if palette is not None:
+            colour = np.clip(palette[c] + palette_noise * (2.0 * cands[0] - 1.0), 0.0, 1.0)
         scene.classes[row, i] = c
         scene.present[row, i] = True
         scene.centre[row, i] = (cx, cy)
