@@ -191,6 +191,17 @@ def test_output_stride_for_every_name(name):
             vai_jax.create_model(name, output_stride=8).feature_info
 
 
+def test_resnet18_stage_plan_and_param_count_at_every_output_stride():
+    # torchvision resnet18: 11,689,512 parameters, at any output stride (dilation adds none).
+    for os_ in (32, 16, 8):
+        model = vai_jax.create_model("resnet18", output_stride=os_)
+        assert n_params(model) == TORCHVISION["resnet18"]
+        assert model.feature_info[-1].stride == os_
+    # (stride, first_dilation, dilation) per stage at output stride 8
+    assert vai_jax.create_model("resnet18", output_stride=8).stage_plan() == (
+        (1, 1, 1), (2, 1, 1), (1, 1, 2), (1, 2, 4))
+
+
 def test_dilated_resnet50_has_the_classification_parameters():
     # Same names and shapes at every output stride: a classification checkpoint loads as is.
     ref = jax.tree.map(jnp.shape, abstract_init(vai_jax.create_model("resnet50"), 64)[1])

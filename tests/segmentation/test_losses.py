@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vai_jax.segmentation.losses import inverse_frequency_weights, pixel_cross_entropy
+from vai_jax.segmentation.losses import (inverse_frequency_weights, pixel_cross_entropy,
+                                         segmentation_loss)
 
 
 def _reference(logits, labels, ignore, weights):
@@ -73,3 +74,20 @@ def test_inverse_frequency_weights():
     w = inverse_frequency_weights([99, 9, 0], eps=1.0)
     np.testing.assert_allclose(w / w[0], [1.0, 10.0, 100.0], rtol=1e-6)
     np.testing.assert_allclose(w.mean(), 1.0, rtol=1e-6)
+
+
+def test_segmentation_loss_adds_the_aux_term():
+    rng = np.random.default_rng(3)
+    out = jnp.asarray(rng.normal(size=(2, 4, 5, 3)), jnp.float32)
+    aux = jnp.asarray(rng.normal(size=(2, 4, 5, 3)), jnp.float32)
+    labels = rng.integers(0, 3, size=(2, 4, 5)).astype(np.int32)
+    labels[0, 0, :2] = 255
+    batch = {"semantic": jnp.asarray(labels)}
+    w = np.array([0.5, 1.0, 2.0], np.float32)
+    ref = _reference(out, labels, 255, w)
+    np.testing.assert_allclose(segmentation_loss({"out": out}, batch, class_weights=w), ref,
+                               rtol=1e-5)
+    both = segmentation_loss({"out": out, "aux": aux}, batch, class_weights=w, aux_weight=0.4)
+    np.testing.assert_allclose(both, ref + 0.4 * _reference(aux, labels, 255, w), rtol=1e-5)
+    with pytest.raises(TypeError, match="outputs must be a dict with 'out'"):
+        segmentation_loss(out, batch)

@@ -1,19 +1,25 @@
-"""Segmentation networks: atrous backbone (dilation instead of stride, exactly), FCN-32s/16s/8s
-alignment on odd sizes (round-up and round-down backbones), DeepLab/ASPP, encoder-decoder
-with unpooling, ESPNet, bad input."""
+"""Segmentation networks: FCN-32s/16s/8s alignment on odd sizes (round-up and round-down
+backbones), DeepLab/ASPP on the dilated ResNet, the auxiliary head and the builders,
+encoder-decoder with unpooling, ESPNet, bad input."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vai_jax.backbones.atrous import AtrousResNet
-from vai_jax.segmentation.heads import ASPP, DeepLabHead, FCNHead
-from vai_jax.segmentation.models import EncoderDecoder, ESPNet, Segmenter
+import vai_jax
+from vai_jax.backbones.base import FeatureInfo
+from vai_jax.segmentation.heads import ASPP, ConvHead, DeepLabHead, FCNHead
+from vai_jax.segmentation.models import EncoderDecoder, ESPNet, Segmenter, deeplabv3, fcn
 from vai_jax.ops.upsample import align_to, bilinear_upsample, max_pool_with_argmax, max_unpool
 
 K = 3
 TINY = dict(stage_sizes=(1, 1, 1, 2), widths=(4, 4, 8, 8), stem_width=4, stem_kernel=3)
+
+
+def _resnet(**kw):
+    """The tiny basic-unit ResNet of these tests (``TINY``), without classifier."""
+    return vai_jax.create_model("resnet18", num_classes=0, **TINY, **kw)
 
 
 def _init(model, x):
@@ -21,45 +27,14 @@ def _init(model, x):
 
 
 def _apply(model, v, x):
-    return model.apply(v, x, train=False)
+    return model.apply(v, x, train=False)["out"]
 
 
 def _shape(model, shape):
     out, _ = jax.eval_shape(lambda: model.init_with_output(
         {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)},
         jnp.zeros(shape), train=False))
-    return out.shape
-
-
-def test_atrous_resnet18_param_count_and_strides():
-    # torchvision resnet18: 11,689,512 parameters, at any output stride (dilation adds none).
-    for os_ in (32, 16, 8):
-        m = AtrousResNet(num_classes=1000, output_stride=os_)
-        v = jax.eval_shape(lambda: m.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)),
-                                          train=False))
-        assert sum(int(np.prod(a.shape)) for a in jax.tree.leaves(v["params"])) == 11_689_512
-        assert m.feature_info[-1].stride == os_
-    assert [s for s, _ in AtrousResNet(output_stride=8).stage_plan()] == [1, 2, 1, 1]
-    assert [d for _, d in AtrousResNet(output_stride=8).stage_plan()] == [1, 1, 2, 4]
-    with pytest.raises(ValueError, match="output_stride"):
-        AtrousResNet(output_stride=12).stage_plan()
-
-
-@pytest.mark.parametrize("bottleneck", [False, True])
-def test_dilation_instead_of_stride_is_exact(bottleneck):
-    x = jax.random.normal(jax.random.PRNGKey(0), (1, 37, 29, 3))
-    kw = dict(TINY, bottleneck=bottleneck)
-    base = AtrousResNet(**kw)
-    v = _init(base, x)
-    v = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(2), a.shape), v)
-    _, f32 = _apply(base, v, x)
-    for os_, sub in ((16, 2), (8, 4)):
-        dense = AtrousResNet(output_stride=os_, **kw)
-        assert jax.tree.map(jnp.shape, jax.eval_shape(lambda: _init(dense, x))) == \
-            jax.tree.map(jnp.shape, v)
-        _, f = _apply(dense, v, x)
-        assert f["stage4"].shape[1:3] == (-(-37 // os_), -(-29 // os_))
-        np.testing.assert_allclose(f["stage4"][:, ::sub, ::sub], f32["stage4"], atol=1e-4)
+    return out["out"].shape
 
 
 def test_upsample_then_align_keeps_the_pixel_frame():
@@ -79,6 +54,8 @@ def test_upsample_then_align_keeps_the_pixel_frame():
 class _FloorBackbone(nn.Module):
     """VGG-like: 2x2 VALID max-pools (odd sizes round DOWN), features stage1..stage5."""
 
+    feature_info = tuple(FeatureInfo(f"stage{i + 1}", 4, 2 ** (i + 1)) for i in range(5))
+
     @nn.compact
     def __call__(self, x, *, train):
         feats = {}
@@ -92,9 +69,9 @@ class _FloorBackbone(nn.Module):
 @pytest.mark.parametrize("variant", [32, 16, 8])
 def test_fcn_output_size_on_odd_inputs(variant):
     head = FCNHead(K, variant=variant, fc_features=(8, 8), fc_kernel=3)
-    ceil_net = Segmenter(AtrousResNet(**TINY), head)
+    ceil_net = Segmenter(_resnet(), head)
     floor_net = Segmenter(_FloorBackbone(), head.clone(
-        feature_names=("stage5", "stage4", "stage3")))
+        in_features=("stage5", "stage4", "stage3")))
     for h, w in [(32, 32), (33, 47), (70, 95)]:
         assert _shape(ceil_net, (2, h, w, 3)) == (2, h, w, K)
         assert _shape(floor_net, (2, h, w, 3)) == (2, h, w, K)
@@ -104,7 +81,7 @@ def test_fcn_output_size_on_odd_inputs(variant):
 
 def test_fcn_skip_layers_start_at_zero_and_are_used():
     x = jax.random.normal(jax.random.PRNGKey(0), (1, 40, 36, 3))
-    net = Segmenter(AtrousResNet(**TINY), FCNHead(K, variant=8, fc_features=(8, 8), fc_kernel=3))
+    net = Segmenter(_resnet(), FCNHead(K, variant=8, fc_features=(8, 8), fc_kernel=3))
     v = _init(net, x)
     head = v["params"]["head"]
     np.testing.assert_array_equal(head["score_skip1"]["kernel"], 0.0)
@@ -112,7 +89,7 @@ def test_fcn_skip_layers_start_at_zero_and_are_used():
     assert head["up_final"]["kernel"].shape == (16, 16, K, 1)  # fixed per-channel bilinear x8
 
     def loss(p):
-        out = net.apply(dict(v, params=p), x, train=False)
+        out = net.apply(dict(v, params=p), x, train=False)["out"]
         return jnp.sum(out[..., 0] * jnp.arange(out.shape[2]))
 
     g = jax.grad(loss)(v["params"])["head"]
@@ -124,8 +101,7 @@ def test_fcn_skip_layers_start_at_zero_and_are_used():
 def test_deeplab_shapes_and_image_pooling_context():
     for os_ in (16, 8):
         rates = (6, 12, 18) if os_ == 16 else (12, 24, 36)
-        net = Segmenter(AtrousResNet(output_stride=os_, **TINY),
-                        DeepLabHead(K, feature_stride=os_, features=8, rates=rates), min_size=os_)
+        net = Segmenter(_resnet(output_stride=os_), DeepLabHead(K, features=8, rates=rates))
         assert _shape(net, (2, 45, 37, 3)) == (2, 45, 37, K)
     # The image-pooling branch lets a far-away pixel change every output position.
     aspp = ASPP(4, rates=(1,), dropout_rate=0.0)
@@ -138,6 +114,56 @@ def test_deeplab_shapes_and_image_pooling_context():
     vl = local.init(jax.random.PRNGKey(1), x, train=False)
     d_local = jnp.abs(local.apply(vl, x2, train=False) - local.apply(vl, x, train=False))[:, 0, 0]
     np.testing.assert_array_equal(d_local, 0.0)  # without it: 3x3 receptive field only
+
+
+def test_segmenter_upsamples_the_head_logits_bilinearly():
+    # DeepLab's logits are at the feature's stride (8 here); the Segmenter up-samples them to
+    # the input size. On a multiple of the stride that is jax.image.resize (half-pixel
+    # centres, torchvision's interpolate(..., align_corners=False)).
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 40, 48, 3))
+    net = Segmenter(_resnet(output_stride=8), DeepLabHead(K, features=8, rates=(1, 2)))
+    v = _init(net, x)
+    out, state = net.apply(v, x, train=False, capture_intermediates=True,
+                           mutable=["intermediates"])
+    logits = state["intermediates"]["head"]["__call__"][0]["out"]
+    assert logits.shape == (1, 5, 6, K)
+    ref = jax.image.resize(logits, (1, 40, 48, K), "bilinear")
+    np.testing.assert_allclose(out["out"], ref, rtol=1e-5, atol=1e-5)
+    assert set(out) == {"out"}
+    with pytest.raises(ValueError, match="in_features names 'stage9'"):
+        _init(Segmenter(_resnet(), DeepLabHead(K, in_features="stage9")), x)
+
+
+def test_aux_head_and_builders():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 33, 40, 3))
+    backbone = dict(name="resnet18", **TINY)
+    net = deeplabv3(backbone, K, output_stride=16, aux=True, features=8, rates=(1, 2))
+    assert net.backbone.feature_info[-1].stride == 16 and net.backbone.num_classes == 0
+    v = _init(net, x)
+    out = net.apply(v, x, train=False)
+    assert {k: o.shape for k, o in out.items()} == {"out": (2, 33, 40, K), "aux": (2, 33, 40, K)}
+    aux = v["params"]["aux_head"]  # torchvision's FCNHead: 3x3 to C // 4, BN, 1x1 classifier
+    assert aux["conv"]["conv"]["kernel"].shape == (3, 3, 8, 2)
+    assert aux["classifier"]["kernel"].shape == (1, 1, 2, K)
+    # the builder is the Segmenter written out
+    by_hand = Segmenter(_resnet(), FCNHead(K, variant=16, fc_features=(8, 8), fc_kernel=3))
+    built = fcn(backbone, K, variant=16, fc_features=(8, 8), fc_kernel=3)
+    assert jax.tree.map(jnp.shape, _init(built, x)) == jax.tree.map(jnp.shape,
+                                                                   _init(by_hand, x))
+    with pytest.raises(ValueError, match="backbone must be a create_model name"):
+        fcn(dict(widths=(4, 4, 8, 8)), K)
+
+
+def test_torchvision_layouts_have_torchvision_parameter_counts():
+    # torchvision's fcn_resnet50 and deeplabv3_resnet50 (21 classes, auxiliary head):
+    # 35,322,218 and 42,004,074 parameters (torchvision's weight tables).
+    tv_fcn = Segmenter(vai_jax.create_model("resnet50", num_classes=0, output_stride=8),
+                       ConvHead(21), aux_head=ConvHead(21, in_features="stage3"))
+    tv_deeplab = deeplabv3("resnet50", 21, rates=(12, 24, 36), aux=True)
+    for net, expected in ((tv_fcn, 35_322_218), (tv_deeplab, 42_004_074)):
+        v = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)),
+                                            train=False))
+        assert sum(int(np.prod(a.shape)) for a in jax.tree.leaves(v["params"])) == expected
 
 
 def test_max_unpool_against_numpy():
@@ -223,7 +249,7 @@ def test_espnet_decoder_kernel4_starts_as_bilinear_and_is_learnable():
     # ...and learnable: the loss has a gradient on every tap of all three kernels.
 
     def loss(p):
-        return jnp.sum(net.apply(dict(v, params=p), x, train=False)[..., 0] ** 2)
+        return jnp.sum(net.apply(dict(v, params=p), x, train=False)["out"][..., 0] ** 2)
 
     g = jax.jit(jax.grad(loss))(v["params"])
     for layer in ("up_l3", "up_l2", "classifier_up"):

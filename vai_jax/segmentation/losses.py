@@ -1,9 +1,13 @@
 """Per-pixel losses for semantic segmentation.
 
 Labels are int ``[B, H, W]`` class ids in ``[0, K)``, or ``ignore_label`` (VOC's 255 on object
-borders and "void") for pixels that take no part in the loss.
+borders and "void") for pixels that take no part in the loss. :func:`segmentation_loss` is the
+train-step loss ``(outputs, batch, **options) -> [B]``; :func:`pixel_cross_entropy` the
+primitive ``(logits, labels, …)``.
 """
 from __future__ import annotations
+
+from typing import Mapping
 
 import jax.numpy as jnp
 import numpy as np
@@ -79,6 +83,37 @@ def pixel_cross_entropy(logits, labels, *, ignore_label: int | None = IGNORE_LAB
     num = jnp.sum(w * ce, axis=(1, 2))
     den = jnp.sum(w, axis=(1, 2))
     return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+def segmentation_loss(outputs, batch, *, ignore_label: int | None = IGNORE_LABEL,
+                      class_weights=None, label_smoothing: float = 0.0,
+                      aux_weight: float = 0.5):
+    """Per-example loss of a segmentation network's output, in the train-step convention.
+
+    ``loss = CE(outputs["out"]) + aux_weight · CE(outputs["aux"])`` (the second term only
+    when the network has an auxiliary head; 0.5 as torchvision's reference training), each
+    :func:`pixel_cross_entropy` against ``batch["semantic"]``.
+
+    Args:
+      outputs: ``{"out": logits [B, H, W, K]}`` (+ ``"aux"``), as the networks of
+        :mod:`vai_jax.segmentation.models` return.
+      batch: dict with ``"semantic"`` int ``[B, H, W]`` in ``[0, K)`` or ``ignore_label``.
+      ignore_label, class_weights, label_smoothing: as :func:`pixel_cross_entropy`.
+      aux_weight: weight of the auxiliary term.
+
+    Returns:
+      float32 ``[B]``.
+    """
+    if not isinstance(outputs, Mapping) or "out" not in outputs:
+        raise TypeError(f"outputs must be a dict with 'out' (and optionally 'aux'); got "
+                        f"{type(outputs).__name__}")
+    ce = lambda logits: pixel_cross_entropy(logits, batch["semantic"], ignore_label=ignore_label,
+                                            class_weights=class_weights,
+                                            label_smoothing=label_smoothing)
+    loss = ce(outputs["out"])
+    if "aux" in outputs:
+        loss = loss + aux_weight * ce(outputs["aux"])
+    return loss
 
 
 def inverse_frequency_weights(counts, *, power: float = 1.0, eps: float = 1.0):

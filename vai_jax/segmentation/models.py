@@ -1,43 +1,120 @@
-"""Segmentation networks: a backbone + head wrapper (:class:`Segmenter`, for FCN and DeepLab),
-an encoder–decoder "deconvolutional network" with unpooling or learned up-sampling (Noh et al.
-2015; SegNet) and ESPNet (Mehta et al. 2018).
+"""Segmentation networks: a backbone + head wrapper (:class:`Segmenter`, torchvision's
+``_SimpleSegmentationModel``) with its builders :func:`fcn` (FCN-32s/16s/8s) and
+:func:`deeplabv3`, an encoder–decoder "deconvolutional network" with unpooling or learned
+up-sampling (Noh et al. 2015; SegNet) and ESPNet (Mehta et al. 2018).
 
-Every network maps ``x [B, H, W, 3]`` float to per-pixel class logits ``[B, H, W, K]`` at the
-input size. Inputs smaller than the network's total stride raise ``ValueError``.
+Every network maps ``x [B, H, W, 3]`` float to ``{"out": logits [B, H, W, K]}`` at the input
+size (plus ``"aux"``, the same for an auxiliary head, as torchvision's segmentation models).
+Inputs smaller than the network's total stride raise ``ValueError``.
 """
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vai_jax.backbones.registry import create_model
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.dilated import ESPBlock
 from vai_jax.nn.transposed import TransposedConv, bilinear_upsampler
 from vai_jax.ops.upsample import (align_to, max_pool_with_argmax, max_unpool, resize_bilinear)
-from vai_jax.segmentation.heads import check_input_size
+from vai_jax.segmentation.heads import ConvHead, DeepLabHead, FCNHead, check_input_size
+
+
+def upsample_logits(logits, stride: int, size: Sequence[int]):
+    """A stride-``stride`` map ``[B, h, w, K]`` brought to the input size ``(H, W)``: bilinear
+    up-sampling by ``stride`` (float32, half-pixel centres, same top-left origin) then the crop
+    or edge-pad of :func:`~vai_jax.ops.upsample.align_to`; stride 1 is only aligned (dtype
+    kept). Returns ``[B, H, W, K]``."""
+    if stride != 1:
+        h, w = logits.shape[1:3]
+        logits = resize_bilinear(logits.astype(jnp.float32), (stride * h, stride * w))
+    return align_to(logits, size)
 
 
 class Segmenter(nn.Module):
-    """``backbone`` then ``head``: ``x [B, H, W, C] → logits [B, H, W, num_classes]``.
+    """``backbone`` then ``head`` (and ``aux_head``), logits up-sampled to the input size.
 
     Attributes:
-      backbone: returns ``(_, features)``; called with ``train``.
-      head: called as ``head(features, size=(H, W), train=train)``.
-      min_size: smallest allowed ``H`` and ``W`` (the coarsest feature's stride).
+      backbone: returns ``(_, features)``; called with ``train``; its ``feature_info`` gives
+        the strides of the features.
+      head: ``head(features, *, train) -> {"out": logits}`` with ``output_stride(strides)``
+        (see :mod:`vai_jax.segmentation.heads`).
+      aux_head: None or a second head, trained on an earlier feature (torchvision's
+        ``aux_classifier``).
+      min_size: smallest allowed ``H`` and ``W``; None: the largest stride of the backbone's
+        features.
+
+    ``__call__(x [B, H, W, C], *, train)`` → ``{"out": [B, H, W, K]}`` (+ ``"aux"``).
     """
 
     backbone: nn.Module
     head: nn.Module
-    min_size: int = 32
+    aux_head: nn.Module | None = None
+    min_size: int | None = None
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_input_size(x, self.min_size)
+        strides = {f.name: f.stride for f in self.backbone.feature_info}
+        min_size = max(strides.values()) if self.min_size is None else self.min_size
+        x = check_input_size(x, min_size)
         _, features = self.backbone(x, train=train)
-        return self.head(features, size=x.shape[1:3], train=train)
+        size = x.shape[1:3]
+        heads = {"out": self.head}
+        if self.aux_head is not None:
+            heads["aux"] = self.aux_head
+        out = {}
+        for key, head in heads.items():
+            stride = head.output_stride(strides)  # also checks head.in_features
+            out[key] = upsample_logits(head(features, train=train)["out"], stride, size)
+        return out
+
+
+def _backbone(backbone, **fields) -> nn.Module:
+    if isinstance(backbone, str):
+        backbone = {"name": backbone}
+    if not isinstance(backbone, Mapping) or "name" not in backbone:
+        raise ValueError(f"backbone must be a create_model name or a dict of its arguments with "
+                         f"'name'; got {backbone!r}")
+    return create_model(**{**dict(backbone), "num_classes": 0, **fields})
+
+
+def fcn(backbone: str | Mapping, num_classes: int, *, variant: int = 8, **head) -> Segmenter:
+    """FCN-32s / 16s / 8s (Long et al. 2015): :class:`FCNHead` on ``backbone`` at its full
+    stride (32).
+
+    Args:
+      backbone: a :func:`~vai_jax.create_model` name or a dict of its arguments with
+        ``"name"`` (built with ``num_classes=0``).
+      num_classes: ``K``.
+      variant: 32, 16 or 8.
+      head: other :class:`FCNHead` fields (``fc_features``, ``fc_kernel``, ``in_features``, …).
+    """
+    return Segmenter(_backbone(backbone), FCNHead(num_classes, variant=variant, **head))
+
+
+def deeplabv3(backbone: str | Mapping, num_classes: int, *, output_stride: int = 8,
+              aux: bool = False, **head) -> Segmenter:
+    """DeepLab v3 (Chen et al. 2017): ``backbone`` with ``output_stride`` (dilated, see
+    :class:`~vai_jax.backbones.resnet.ResNet`) and :class:`DeepLabHead`;
+    ``aux`` adds torchvision's auxiliary :class:`ConvHead` on ``"stage3"``.
+    torchvision's ``deeplabv3_resnet50`` is ``deeplabv3("resnet50", 21, rates=(12, 24, 36),
+    aux=True)``.
+
+    Args:
+      backbone: a :func:`~vai_jax.create_model` name or a dict of its arguments with
+        ``"name"`` (built with ``num_classes=0`` and ``output_stride``).
+      num_classes: ``K``.
+      output_stride: 8 or 16 (DeepLab v3) or any stride the backbone reaches.
+      aux: add the auxiliary head.
+      head: other :class:`DeepLabHead` fields (``rates``, ``features``, …); the rates are in
+        pixels of the stride-``output_stride`` map.
+    """
+    return Segmenter(_backbone(backbone, output_stride=output_stride),
+                     DeepLabHead(num_classes, **head),
+                     aux_head=ConvHead(num_classes, in_features="stage3") if aux else None)
 
 
 class EncoderDecoder(nn.Module):
@@ -52,7 +129,7 @@ class EncoderDecoder(nn.Module):
 
     Attributes: num_classes, widths (per encoder stage), convs_per_stage.
     Param names: ``enc{i}_conv{j}``, ``dec{i}_conv{j}``, ``dec{i}_up``, ``classifier``.
-    ``__call__(x [B, H, W, C], *, train)`` → ``[B, H, W, K]``.
+    ``__call__(x [B, H, W, C], *, train)`` → ``{"out": [B, H, W, K]}``.
     """
 
     num_classes: int
@@ -94,8 +171,8 @@ class EncoderDecoder(nn.Module):
             for j in range(1, self.convs_per_stage + 1):
                 w = self.widths[i - 1] if j < self.convs_per_stage else w_out
                 x = cba(w, 3, name=f"dec{i}_conv{j}")(x, train=train)
-        return nn.Conv(self.num_classes, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
-                       name="classifier")(x)
+        return {"out": nn.Conv(self.num_classes, (1, 1), dtype=self.dtype,
+                               param_dtype=self.param_dtype, name="classifier")(x)}
 
 
 class _BNPReLU(nn.Module):
@@ -153,7 +230,7 @@ class ESPNet(nn.Module):
     (2, 8 in ESPNet), branches (K = 5), hff, decoder, decoder_kernel (2 or 4).
     Param names of the decoder's transposed convs: ``up_l3``, ``up_l2``, ``classifier_up``
     (``kernel`` ``[k, k, K, K]``).
-    ``__call__(x [B, H, W, 3], *, train)`` → ``[B, H, W, K]``; needs ``H, W >= 8``.
+    ``__call__(x [B, H, W, 3], *, train)`` → ``{"out": [B, H, W, K]}``; needs ``H, W >= 8``.
     """
 
     num_classes: int
@@ -207,7 +284,7 @@ class ESPNet(nn.Module):
         if not self.decoder:
             up = resize_bilinear(score3.astype(jnp.float32),
                                  (8 * score3.shape[1], 8 * score3.shape[2]))
-            return align_to(up, size)
+            return {"out": align_to(up, size)}
         if self.decoder_kernel == 2:
             deconv = lambda name: TransposedConv(k, kernel_size=2, strides=2, padding=0,
                                                  use_bias=False, name=name, dtype=self.dtype,
@@ -225,4 +302,4 @@ class ESPNet(nn.Module):
         merged = ConvBNAct(k, 3, act=None, name="combine_l1", **common)(
             jnp.concatenate([l1, up2], -1), train=train)
         merged = br("combine_l1_br")(merged, train=train)
-        return align_to(deconv("classifier_up")(merged), size)
+        return {"out": align_to(deconv("classifier_up")(merged), size)}
