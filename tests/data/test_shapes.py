@@ -556,3 +556,34 @@ def test_colour_by_class_arguments():
         ShapesDataset(colour_by_class=True, palette_noise=1.5)
     with pytest.raises(TypeError, match="colour_by_class must be a bool"):
         ShapesDataset(colour_by_class="yes")
+
+
+def test_get_parameters_reproduce_the_records_geometry():
+    """Single-object parameters match the rendered records: class, keypoints recomputed from
+    centre, scale, rotation and aspect, and the sampled rotation range; nothing else changes."""
+    ds = ShapesDataset("keypoints", num_examples=40, image_size=32, seed=5)
+    p = ds.get_parameters(range(40))
+    rec = ds.get_batch(range(40))
+    assert set(p) == {"classes", "present", "centre", "scale", "rotation", "aspect"}
+    assert p["scale"].shape == (40, 1) and p["scale"].dtype == np.float32
+    assert p["present"].all()
+    np.testing.assert_array_equal(p["classes"][:, 0], rec["label"])
+    c = p["classes"][:, 0]
+    assert (np.abs(p["rotation"][:, 0]) <= geo.MAX_ROTATION[c] + 1e-6).all()
+    assert ((p["scale"] >= 0.2 * 32 - 1e-4) & (p["scale"] <= 0.4 * 32 + 1e-4)).all()
+    local = geo.LOCAL_KEYPOINTS[c]                                    # [N, K, 2]
+    u, v = local[..., 0], local[..., 1] * p["aspect"][:, :1]
+    cos, sin = np.cos(p["rotation"][:, :1]), np.sin(p["rotation"][:, :1])
+    r, cx, cy = p["scale"][:, :1], p["centre"][:, :1, 0], p["centre"][:, :1, 1]
+    xy = np.stack([cx + r * (cos * u - sin * v), cy + r * (sin * u + cos * v)], -1)
+    kp = rec["keypoints"][:, 0]
+    vis = kp[..., 2] > 0
+    np.testing.assert_allclose(xy[vis], kp[..., :2][vis], atol=1e-3)
+    one = ds.get_parameters([7])
+    for key in p:
+        np.testing.assert_array_equal(one[key][0], p[key][7], err_msg=key)
+    multi = ShapesDataset("detection", num_examples=4, image_size=32).get_parameters(range(4))
+    assert multi["scale"].shape == (4, 6) and (multi["present"].sum(1) >= 1).all()
+    assert (multi["scale"][~multi["present"]] == 0).all()
+    with pytest.raises(ValueError, match="empty"):
+        ds.get_parameters([])

@@ -225,6 +225,34 @@ class ShapesDataset:
         out["label"] = out["classes"][:, 0].copy()
         return out
 
+    def get_parameters(self, indices: Iterable[int]) -> dict:
+        """The sampled object parameters behind the records for ``indices`` (nothing is rendered),
+        per object slot in drawing order; for single-object tasks slot 0 is the record's object
+        (multi-object records list only the objects with ``min_visible_pixels`` visible pixels)::
+
+          classes   int32   [B, M]
+          present   bool    [B, M]     slot holds a sampled object
+          centre    float32 [B, M, 2]  (x, y) in pixels
+          scale     float32 [B, M]     radius: the unit-scale shape's size in pixels
+          rotation  float32 [B, M]     radians, clockwise on screen, |rotation| <= MAX_ROTATION[class]
+          aspect    float32 [B, M]     ellipse minor/major ratio (1 for the other classes)
+        """
+        idx = [self._index(i) for i in indices]
+        if not idx:
+            raise ValueError("indices must not be empty")
+        scene = shapes_render.empty_scene(len(idx), self.max_objects, self.height, self.width)
+        for row, i in enumerate(idx):
+            self._sample_into(scene, row, i)
+        present = scene.present.copy()
+        return {"classes": np.where(present, scene.classes, 0).astype(np.int32),
+                "present": present,
+                "centre": np.where(present[..., None], scene.centre, 0.0).astype(np.float32),
+                "scale": np.where(present, scene.radius, 0.0).astype(np.float32),
+                "rotation": np.where(present, np.arctan2(scene.cos_sin[..., 1],
+                                                         scene.cos_sin[..., 0]),
+                                     0.0).astype(np.float32),
+                "aspect": scene.aspect.astype(np.float32)}
+
     def materialise(self, keys: Sequence[str] | None = None, *, chunk: int = 1000):
         """The whole split generated once (vectorised, ``chunk`` examples at a time) and kept in
         memory as a :class:`vai_jax.data.sources.ArraySource`.
