@@ -1,11 +1,12 @@
 """Confusion matrix (jit, per-batch accumulation, sharded and pmap sums) and mIoU against a
-NumPy reference written differently."""
+NumPy reference written differently; object-vs-background IoU by hand."""
 import jax
 import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from vai_jax.segmentation.metrics import ConfusionMatrix, confusion_matrix, metrics_from_confusion
+from vai_jax.segmentation.metrics import (ConfusionMatrix, confusion_matrix, metrics_from_confusion,
+                                         object_iou)
 
 
 def _data(seed=0, n=8, k=5):
@@ -94,3 +95,13 @@ def test_mask_and_bad_input():
         confusion_matrix(bad, preds, 5)
     with pytest.raises(ValueError, match="square"):
         metrics_from_confusion(np.zeros((2, 3)))
+
+
+def test_object_iou_merges_the_object_classes():
+    cm = np.array([[50, 3, 2], [4, 10, 6], [1, 5, 20]])  # rows: truth, columns: prediction
+    # objects: truth in {1, 2} and prediction in {1, 2}: 10 + 6 + 5 + 20 = 41;
+    # background predicted as object 3 + 2; object predicted as background 4 + 1.
+    assert object_iou(cm) == pytest.approx(41 / (41 + 5 + 5))
+    assert np.isnan(object_iou(np.diag([5, 0, 0])))
+    with pytest.raises(ValueError, match="square"):
+        object_iou(np.zeros((2, 3)))

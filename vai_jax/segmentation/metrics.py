@@ -1,5 +1,5 @@
 """Semantic segmentation metrics from a confusion matrix: pixel accuracy, mean class accuracy,
-per-class IoU, mean IoU and frequency-weighted IoU.
+per-class IoU, mean IoU, frequency-weighted IoU and the object-vs-background IoU.
 
 The confusion matrix ``cm[t, p]`` counts pixels of true class ``t`` predicted as ``p``; pixels
 labelled ``ignore_label`` are not counted. Matrices are additive, so a data set's matrix is the
@@ -101,3 +101,15 @@ class ConfusionMatrix:
 
     def result(self) -> dict:
         return metrics_from_confusion(self.matrix)
+
+
+def object_iou(cm) -> float:
+    """IoU of "some object" (classes ``1..K-1`` merged) against background (class 0) from a
+    confusion matrix ``[K, K]``: how well the masks separate objects from background, whatever
+    class they give them (a confusion between object classes costs mIoU but not this). NaN
+    when no pixel is object in either the labels or the predictions."""
+    cm = np.asarray(cm, np.float64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] < 2:
+        raise ValueError(f"cm must be a square [K, K] matrix with K >= 2; got shape {cm.shape}")
+    tp, fp, fn = cm[1:, 1:].sum(), cm[0, 1:].sum(), cm[1:, 0].sum()
+    return float(tp / (tp + fp + fn)) if tp + fp + fn else float("nan")

@@ -75,7 +75,7 @@ class Segmenter(nn.Module):
 def _backbone(backbone, **fields) -> nn.Module:
     if isinstance(backbone, str):
         backbone = {"name": backbone}
-    if not isinstance(backbone, Mapping) or "name" not in backbone:
+    if not hasattr(backbone, "keys") or "name" not in backbone:  # a dict or a ConfigDict
         raise ValueError(f"backbone must be a create_model name or a dict of its arguments with "
                          f"'name'; got {backbone!r}")
     return create_model(**{**dict(backbone), "num_classes": 0, **fields})
