@@ -1,17 +1,15 @@
-"""experiments/train_segmenter.py: shapes data, end to end (all outputs) on VOC segmentation
-through tfds.data_source under mock_data, bad labels."""
+"""experiments/segmentation: shapes data, end to end (all outputs) on VOC segmentation through
+tfds.data_source under mock_data, the model table, the gridding figure and its measure."""
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "experiments"))
-
-import train_segmenter  # noqa: E402
-from configs import segmenter_shapes, segmenter_voc  # noqa: E402
+from experiments.segmentation import plots
+from experiments.segmentation import train as train_segmenter
+from experiments.segmentation.configs import default as segmenter_shapes
+from experiments.segmentation.configs import voc as segmenter_voc
 
 
 def _tiny(cfg, models):
@@ -60,18 +58,14 @@ def test_voc_config_under_mock_data(tmp_path):
     assert "| fcn32s |" in (tmp_path / "results.md").read_text()
 
 
-def test_bad_labels_are_rejected():
-    check = train_segmenter.CheckLabels(7, 255)
-    rec = {"image": np.zeros((8, 8, 3), np.uint8), "semantic": np.zeros((8, 8), np.int32)}
-    rec["semantic"][0, 0] = 255
-    check(rec)  # the ignore label is fine
-    rec["semantic"][0, 1] = 7
-    with pytest.raises(ValueError, match=r"semantic must lie in \[0, 7\) or the ignore label"):
-        check(rec)
-    with pytest.raises(ValueError, match="differs from the image"):
-        check({"image": rec["image"], "semantic": np.zeros((8, 9), np.int32)})
+def test_model_table():
+    cfg = segmenter_shapes.get_config("runlocal")
     with pytest.raises(ValueError, match="unknown model"):
-        train_segmenter.build_model("fcn4s", segmenter_shapes.get_config(), 7)
+        train_segmenter.build_model("fcn4s", cfg, 7)
+    deeplab = train_segmenter.build_model("deeplab", cfg, 7)
+    assert deeplab.backbone.feature_info[-1].stride == 8
+    assert deeplab.head.rates == tuple(cfg.deeplab.rates)
+    assert train_segmenter.build_model("fcn16s", cfg, 7).head.variant == 16
 
 
 def test_high_frequency_fraction_is_analytic():
@@ -79,12 +73,12 @@ def test_high_frequency_fraction_is_analytic():
     checker = ((-1.0) ** (i + j))[None, :, :, None]
     period4 = np.cos(2 * np.pi * j / 4)[None, :, :, None]
     smooth = (np.cos(2 * np.pi * i / 16) + np.sin(2 * np.pi * j / 12))[None, :, :, None]
-    assert train_segmenter.high_frequency_fraction(checker + 3.0) == pytest.approx(1.0)
-    assert train_segmenter.high_frequency_fraction(period4) == pytest.approx(1.0)
-    assert train_segmenter.high_frequency_fraction(smooth) == pytest.approx(0.0, abs=1e-12)
+    assert plots.high_frequency_fraction(checker + 3.0) == pytest.approx(1.0)
+    assert plots.high_frequency_fraction(period4) == pytest.approx(1.0)
+    assert plots.high_frequency_fraction(smooth) == pytest.approx(0.0, abs=1e-12)
     # Equal power in both: one half.
     mixed = np.concatenate([checker, smooth / np.sqrt(np.mean(smooth ** 2))], axis=-1)
-    assert train_segmenter.high_frequency_fraction(mixed) == pytest.approx(0.5)
+    assert plots.high_frequency_fraction(mixed) == pytest.approx(0.5)
 
 
 def test_gridding_figure_with_trained_espnets(tmp_path):
@@ -105,17 +99,9 @@ def test_gridding_figure_with_trained_espnets(tmp_path):
     w2 = cfg.espnet.widths[1]  # the dilated branches' channels: (K - 1) * (w2 // K), K = 5
     assert got["activation"].shape == (2, 4, 4, 4 * (w2 // 5))
     assert np.all((got["confidence"] > 1 / 7 - 1e-6) & (got["confidence"] <= 1 + 1e-6))
-    erf = train_segmenter.effective_receptive_fields(9, width=5, inits=1)
-    hf = train_segmenter.plot_gridding(erf, internals, images, got["pred"], 7, 255,
+    erf = plots.effective_receptive_fields(9, width=5, inits=1)
+    hf = plots.plot_gridding(erf, internals, images, got["pred"], 7, 255,
                                        str(tmp_path / "g.png"))
     assert os.path.getsize(tmp_path / "g.png") > 0
     assert set(hf) == {"espnet", "espnet_nohff"}
     assert all(0.0 <= x <= 1.0 for v in hf.values() for x in v.values())
-
-
-def test_object_iou_merges_the_object_classes():
-    cm = np.array([[50, 3, 2], [4, 10, 6], [1, 5, 20]])  # rows: truth, columns: prediction
-    # objects: truth in {1, 2} and prediction in {1, 2}: 10 + 6 + 5 + 20 = 41;
-    # background predicted as object 3 + 2; object predicted as background 4 + 1.
-    assert train_segmenter.object_iou(cm) == pytest.approx(41 / (41 + 5 + 5))
-    assert np.isnan(train_segmenter.object_iou(np.diag([5, 0, 0])))
