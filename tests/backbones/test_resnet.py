@@ -260,38 +260,11 @@ def test_multi_grid_rates():
             jax.random.key(0), x, train=False)
 
 
-def _torch_to_flax(state_dict, stage_sizes):
-    """torchvision ResNet state dict -> this ResNet's variables (names written out here)."""
-    sd = {k: v.detach().numpy() for k, v in state_dict.items()}
-    conv = lambda w: {"kernel": jnp.asarray(w.transpose(2, 3, 1, 0))}
-    bn = lambda p: ({"scale": jnp.asarray(sd[p + ".weight"]), "bias": jnp.asarray(sd[p + ".bias"])},
-                    {"mean": jnp.asarray(sd[p + ".running_mean"]),
-                     "var": jnp.asarray(sd[p + ".running_var"])})
-    params = {"stem": {"conv": conv(sd["conv1.weight"]), "bn": bn("bn1")[0]}}
-    stats = {"stem": {"bn": bn("bn1")[1]}}
-    for i, n in enumerate(stage_sizes):
-        ps, ss = {}, {}
-        for j in range(n):
-            t = f"layer{i + 1}.{j}"
-            p, s = {}, {}
-            k = 1
-            while f"{t}.conv{k}.weight" in sd:
-                p[f"conv{k}"] = conv(sd[f"{t}.conv{k}.weight"])
-                p[f"bn{k}"], s[f"bn{k}"] = bn(f"{t}.bn{k}")
-                k += 1
-            if f"{t}.downsample.0.weight" in sd:
-                b, st = bn(f"{t}.downsample.1")
-                p["shortcut"] = {"conv": conv(sd[f"{t}.downsample.0.weight"]), "bn": b}
-                s["shortcut"] = {"bn": st}
-            ps[f"block{j + 1}"], ss[f"block{j + 1}"] = p, s
-        params[f"stage{i + 1}"], stats[f"stage{i + 1}"] = ps, ss
-    params["fc"] = {"kernel": jnp.asarray(sd["fc.weight"].T), "bias": jnp.asarray(sd["fc.bias"])}
-    return {"params": params, "batch_stats": stats}
-
-
 def test_dilated_resnet50_matches_torchvision():
     tv = import_torchvision()
     import torch
+
+    from vai_jax.weights import from_torchvision
 
     torch.manual_seed(0)
     ref = tv.models.resnet50(replace_stride_with_dilation=[False, True, True]).eval()
@@ -305,8 +278,10 @@ def test_dilated_resnet50_matches_torchvision():
     ref.layer4.register_forward_hook(lambda m, i, o: feats.__setitem__("stage4", o))
     with torch.no_grad():
         logits = ref(torch.from_numpy(x)).numpy()
-    model = vai_jax.create_model("resnet50", output_stride=8)
-    variables = _torch_to_flax(ref.state_dict(), model.stage_sizes)
+    # torchvision's checkpoint, converted by name as for the classifier, loads as is
+    model, variables = from_torchvision(
+        "resnet50", {k: v.numpy() for k, v in ref.state_dict().items()}, output_stride=8)
+    assert [f.stride for f in model.feature_info] == [2, 4, 8, 8, 8]
     got_logits, got = model.apply(variables, jnp.asarray(x.transpose(0, 2, 3, 1)), train=False)
     np.testing.assert_allclose(got["stage4"], feats["stage4"].numpy().transpose(0, 2, 3, 1),
                                rtol=1e-3, atol=1e-3)
