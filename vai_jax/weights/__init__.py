@@ -19,14 +19,17 @@ from __future__ import annotations
 
 from vai_jax.weights.convert import CheckpointError, Target, abstract_init, convert, expected_keys
 from vai_jax.weights.io import load, read_state_dict, save
+from vai_jax.weights import detection
 from vai_jax.weights.torchvision import TIMM, TORCHVISION, resolve
 
-__all__ = ["CheckpointError", "SUPPORTED", "SUPPORTED_TIMM", "Target", "from_torchvision", "load",
-           "model_for", "read_state_dict", "save", "torchvision_keys"]
+__all__ = ["CheckpointError", "SUPPORTED", "SUPPORTED_DETECTION", "SUPPORTED_TIMM", "Target",
+           "from_torchvision", "load", "model_for", "read_state_dict", "save", "torchvision_keys"]
 
 # torchvision builder names that convert, and timm architectures (with any pretrained tag:
 # "resnet50.tv_in1k").
 SUPPORTED = tuple(sorted(TORCHVISION))
+# torchvision's detection builders (vai_jax.weights.detection), converted by from_torchvision too.
+SUPPORTED_DETECTION = detection.NAMES
 SUPPORTED_TIMM = tuple(sorted(TIMM))
 
 
@@ -43,6 +46,8 @@ def model_for(name: str, **model_kwargs):
 def torchvision_keys(name: str, **model_kwargs) -> dict[str, tuple[int, ...]]:
     """The state-dict keys and shapes a checkpoint of ``name`` must hold (buffers such as
     ``num_batches_tracked`` and auxiliary heads not built are not listed)."""
+    if name in SUPPORTED_DETECTION:
+        return detection.torchvision_keys(name, **model_kwargs)
     spec, _ = resolve(name)
     model = model_for(name, **model_kwargs)
     abstract = abstract_init(model, spec.trace_size)
@@ -75,6 +80,8 @@ def from_torchvision(name: str, source, **model_kwargs):
       CheckpointError: (a ``ValueError``) listing every missing key, unexpected key and shape
         mismatch; nothing is converted then.
     """
+    if name in SUPPORTED_DETECTION:
+        return detection.from_torchvision(name, source, **model_kwargs)
     spec, canonical = resolve(name)
     state = read_state_dict(source)
     family = spec.family
