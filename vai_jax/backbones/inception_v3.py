@@ -5,7 +5,9 @@ parallel in the 8×8 modules), grid-size reductions by parallel stride-2 conv an
 is conv (no bias) + BatchNorm + ReLU; unpadded convs follow torchvision (``padding=0``).
 
 Parameter counts (1000 classes): 23,834,568 without the auxiliary classifier, 27,161,264 with
-it — torchvision's numbers. Designed for 299×299 input; the smallest input is 75×75.
+it — torchvision's numbers. Designed for 299×299 input; the smallest input is 75×75. With
+``bn_epsilon=1e-3, transform_input=True`` it computes torchvision's function with pretrained
+weights (what :func:`vai_jax.weights.from_torchvision` builds for ``"inception_v3"``).
 
 Auxiliary classifier (``aux_logits=True``, on ``mixed_6e``: 5×5/3 average pool, 1×1 conv 128,
 5×5 conv 768, global average pool, linear) runs when ``train=True`` (and at ``init``); its logits
