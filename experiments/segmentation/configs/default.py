@@ -16,7 +16,7 @@ Expected (256 test images; 2-core CPU shared with other jobs, load average ~9, 2
   | espnet       | 0.330 | 0.847      | 188,713 | 19.01 M      |  492            |  97         |
   | espnet_nohff | 0.367 | 0.847      | 188,713 | 19.01 M      |  584            |  99         |
 
-``:runlocal`` — 32x32, 6 steps per model, tiny widths: a smoke test of about a minute.
+``:runlocal`` — 32x32, 6 steps per model, tiny widths: a smoke test (210 s process CPU).
 """
 import ml_collections
 
