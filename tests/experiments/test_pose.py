@@ -74,7 +74,7 @@ def test_coco_config_builds_on_the_default(variant):
     assert cfg.heads == base.heads and cfg.stride_study == base.stride_study
     if variant is None:
         assert cfg.backbone.widths == (64, 128, 256, 512) and cfg.image_size == 128
-        assert cfg.head.integral.deconv_channels == cfg.head.regression.conv_channels == 128
+        assert cfg.head.integral.deconv_features == cfg.head.regression.conv_features == 128
     else:
         assert cfg.to_dict() == {**base.to_dict(), "data": "coco",
                                  "multi": {**base.multi.to_dict(), "enabled": False}}

@@ -43,7 +43,7 @@ def test_heads_on_backbone_features(backbone, stage):
 
 
 def test_heatmap_head_is_fully_convolutional():
-    head = ph.HeatmapHead(3, 8, num_deconv=1, deconv_channels=8)
+    head = ph.HeatmapHead(3, 8, num_deconv=1, deconv_features=8)
     v = head.init(jax.random.key(0), {"stage4": jnp.ones((1, 4, 4, 5))}, train=False)
     out = head.apply(v, {"stage4": jnp.ones((2, 6, 3, 5))}, train=False)  # other size
     chex.assert_shape(out["heatmaps"], (2, 12, 6, 3))
@@ -51,7 +51,7 @@ def test_heatmap_head_is_fully_convolutional():
 
 
 def test_regression_head_parameter_count():
-    head = ph.RegressionHead(3, 8, conv_channels=4, num_convs=1, hidden=8)
+    head = ph.RegressionHead(3, 8, conv_features=4, num_convs=1, hidden=8)
     v = head.init(jax.random.key(0), {"stage4": jnp.ones((1, 4, 4, 2))}, train=False)
     conv = 3 * 3 * 2 * 4 + 2 * 4  # kernel (no bias before BN) + BN scale and bias
     fc1 = (4 * 4 * 4) * 8 + 8
@@ -60,14 +60,14 @@ def test_regression_head_parameter_count():
 
 
 def test_heatmap_head_parameter_count():
-    head = ph.HeatmapHead(3, 8, num_deconv=1, deconv_channels=4, num_convs=0)
+    head = ph.HeatmapHead(3, 8, num_deconv=1, deconv_features=4, num_convs=0)
     v = head.init(jax.random.key(0), {"stage4": jnp.ones((1, 4, 4, 2))}, train=False)
     assert count_params(v) == (4 * 4 * 2 * 4 + 2 * 4) + (4 * 3 + 3)
 
 
 def test_untrained_regression_heads_predict_centre_and_prior_sigma():
     f = {"stage4": jax.random.normal(jax.random.key(1), (2, 4, 4, 8))}
-    head = ph.DensityHead(2, 16, conv_channels=4, hidden=8)
+    head = ph.DensityHead(2, 16, conv_features=4, hidden=8)
     v = head.init(jax.random.key(0), f, train=False)
     out = head.apply(v, f, train=False)
     np.testing.assert_allclose(np.asarray(out["coords"]), 32.0, atol=0.5)  # 64 px image
@@ -76,7 +76,7 @@ def test_untrained_regression_heads_predict_centre_and_prior_sigma():
 
 def test_integral_head_coords_are_scaled_soft_argmax_and_differentiable():
     f = {"stage3": jax.random.normal(jax.random.key(2), (2, 4, 4, 8))}
-    head = ph.IntegralHead(3, 16, in_features="stage3", num_deconv=1, deconv_channels=8,
+    head = ph.IntegralHead(3, 16, in_features="stage3", num_deconv=1, deconv_features=8,
                            beta=3.0)
     v = head.init(jax.random.key(0), f, train=False)
     out = head.apply(v, f, train=False)
@@ -97,7 +97,7 @@ def test_heads_reject_wrong_rank():
 
 def test_heads_take_the_backbone_features_dict():
     f = jnp.ones((1, 4, 4, 5))
-    head = ph.HeatmapHead(3, 8, in_features="stage2", num_deconv=0, deconv_channels=4)
+    head = ph.HeatmapHead(3, 8, in_features="stage2", num_deconv=0, deconv_features=4)
     with pytest.raises(TypeError, match="features must be the backbone's dict"):
         head.init(jax.random.key(0), f, train=False)
     with pytest.raises(ValueError, match="in_features 'stage2'.*'stage1', 'stage3'"):
@@ -118,7 +118,7 @@ def test_pose_net_wires_backbone_feature_to_head():
     backbone = vai_jax.create_model("resnet18", num_classes=0, widths=(4, 8, 8, 8))
     info = {i.name: i for i in backbone.feature_info}["stage3"]
     net = ph.PoseNet(backbone, ph.IntegralHead(5, info.stride, in_features="stage3",
-                                               num_deconv=2, deconv_channels=4))
+                                               num_deconv=2, deconv_features=4))
     x = jax.ShapeDtypeStruct((2, 64, 64, 3), jnp.float32)
     out = jax.eval_shape(lambda im: net.apply(net.init(jax.random.key(0), im, train=False), im,
                                               train=False), x)

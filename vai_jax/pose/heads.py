@@ -66,7 +66,7 @@ class _ConvFC(nn.Module):
     spatial layout), ``Dense(hidden)`` + ReLU, ``Dense(outputs)``."""
 
     outputs: int
-    conv_channels: int
+    conv_features: int
     num_convs: int
     conv_stride: int
     hidden: int
@@ -76,7 +76,7 @@ class _ConvFC(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         for i in range(self.num_convs):
-            x = ConvBNAct(self.conv_channels, 3, strides=self.conv_stride if i == 0 else 1,
+            x = ConvBNAct(self.conv_features, 3, strides=self.conv_stride if i == 0 else 1,
                           dtype=self.dtype, param_dtype=self.param_dtype,
                           name=f"conv{i + 1}")(x, train=train)
         x = x.reshape(x.shape[0], -1)
@@ -101,7 +101,7 @@ class RegressionHead(nn.Module):
       num_keypoints: ``K``.
       stride: the input map's stride (image pixels per feature cell).
       in_features: the name of the input map in the backbone's features.
-      conv_channels, num_convs, conv_stride: the convolutional part (the first conv's stride
+      conv_features, num_convs, conv_stride: the convolutional part (the first conv's stride
         reduces the flattened size).
       hidden: width of the fully connected layer.
     ``__call__(features, *, train)`` → ``{"coords": float32 [B, K, 2]}``.
@@ -110,7 +110,7 @@ class RegressionHead(nn.Module):
     num_keypoints: int
     stride: int
     in_features: str = "stage4"
-    conv_channels: int = 64
+    conv_features: int = 64
     num_convs: int = 2
     conv_stride: int = 1
     hidden: int = 256
@@ -120,7 +120,7 @@ class RegressionHead(nn.Module):
     @nn.compact
     def __call__(self, features, *, train: bool):
         x = select_feature(features, self.in_features)
-        raw = _ConvFC(2 * self.num_keypoints, self.conv_channels, self.num_convs,
+        raw = _ConvFC(2 * self.num_keypoints, self.conv_features, self.num_convs,
                       self.conv_stride, self.hidden, self.dtype, self.param_dtype,
                       name="trunk")(x, train=train)
         raw = raw.astype(jnp.float32).reshape(-1, self.num_keypoints, 2)
@@ -141,7 +141,7 @@ class DensityHead(nn.Module):
     num_keypoints: int
     stride: int
     in_features: str = "stage4"
-    conv_channels: int = 64
+    conv_features: int = 64
     num_convs: int = 2
     conv_stride: int = 1
     hidden: int = 256
@@ -151,7 +151,7 @@ class DensityHead(nn.Module):
     @nn.compact
     def __call__(self, features, *, train: bool):
         x = select_feature(features, self.in_features)
-        raw = _ConvFC(4 * self.num_keypoints, self.conv_channels, self.num_convs,
+        raw = _ConvFC(4 * self.num_keypoints, self.conv_features, self.num_convs,
                       self.conv_stride, self.hidden, self.dtype, self.param_dtype,
                       name="trunk")(x, train=train)
         raw = raw.astype(jnp.float32).reshape(-1, self.num_keypoints, 4)
@@ -164,7 +164,7 @@ class _Upsampler(nn.Module):
     """``num_deconv`` × (4×4 stride-2 transposed conv, BN, ReLU) then ``num_convs`` × 3×3
     conv-BN-ReLU; spatial size × ``2**num_deconv``."""
 
-    deconv_channels: int
+    deconv_features: int
     num_deconv: int
     num_convs: int
     dtype: jnp.dtype
@@ -173,14 +173,14 @@ class _Upsampler(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         for i in range(self.num_deconv):
-            x = nn.ConvTranspose(self.deconv_channels, (4, 4), strides=(2, 2), padding="SAME",
+            x = nn.ConvTranspose(self.deconv_features, (4, 4), strides=(2, 2), padding="SAME",
                                  use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
                                  name=f"deconv{i + 1}")(x)
             x = batch_norm(train=train, dtype=self.dtype, param_dtype=self.param_dtype)(
                 name=f"deconv{i + 1}_bn")(x)
             x = nn.relu(x)
         for i in range(self.num_convs):
-            x = ConvBNAct(self.deconv_channels, 3, dtype=self.dtype,
+            x = ConvBNAct(self.deconv_features, 3, dtype=self.dtype,
                           param_dtype=self.param_dtype, name=f"conv{i + 1}")(x, train=train)
         return x
 
@@ -199,7 +199,7 @@ class HeatmapHead(nn.Module):
       stride: the input map's stride; the heatmaps' stride is :attr:`heatmap_stride`.
       in_features: the name of the input map in the backbone's features.
       num_deconv: number of ×2 up-sampling steps (0 keeps the feature resolution).
-      deconv_channels: channels of the up-sampling layers.
+      deconv_features: channels of the up-sampling layers.
       num_convs: 3×3 conv-BN-ReLU layers after up-sampling.
     ``__call__(features, *, train)`` → ``{"heatmaps": float32 [B, h·2**num_deconv,
     w·2**num_deconv, K]}`` for an input map ``[B, h, w, C]``.
@@ -209,7 +209,7 @@ class HeatmapHead(nn.Module):
     stride: int
     in_features: str = "stage4"
     num_deconv: int = 2
-    deconv_channels: int = 64
+    deconv_features: int = 64
     num_convs: int = 1
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
@@ -221,7 +221,7 @@ class HeatmapHead(nn.Module):
 
     def _heatmaps(self, features, *, train):
         x = select_feature(features, self.in_features)
-        x = _Upsampler(self.deconv_channels, self.num_deconv, self.num_convs, self.dtype,
+        x = _Upsampler(self.deconv_features, self.num_deconv, self.num_convs, self.dtype,
                        self.param_dtype, name="upsample")(x, train=train)
         hm = _final_conv(self.num_keypoints, "final", self.dtype, self.param_dtype)(x)
         return x, hm.astype(jnp.float32)

@@ -28,7 +28,7 @@ def get_config(arg: str | None = None):
         c.num_steps = 20_000
         c.batch_size = 64
         c.backbone.widths = (64, 128, 256, 512)   # the full ResNet-18
-        c.head.regression.conv_channels = c.head.density.conv_channels = 128
-        c.head.heatmap.deconv_channels = c.head.integral.deconv_channels = 128
-        c.multi.head.deconv_channels = 128
+        c.head.regression.conv_features = c.head.density.conv_features = 128
+        c.head.heatmap.deconv_features = c.head.integral.deconv_features = 128
+        c.multi.head.deconv_features = 128
     return c

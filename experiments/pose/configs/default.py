@@ -32,10 +32,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Each head class's constructor fields (num_keypoints, stride and num_deconv are derived);
     # stage3 has stride 16 at 64x64: a 4x4 map.
     c.head = ml_collections.ConfigDict(dict(
-        regression=dict(in_features="stage3", conv_channels=32, hidden=256),
-        heatmap=dict(in_features="stage3", deconv_channels=32),
-        integral=dict(in_features="stage3", deconv_channels=32, beta=1.0),
-        density=dict(in_features="stage3", conv_channels=32, hidden=256)))
+        regression=dict(in_features="stage3", conv_features=32, hidden=256),
+        heatmap=dict(in_features="stage3", deconv_features=32),
+        integral=dict(in_features="stage3", deconv_features=32, beta=1.0),
+        density=dict(in_features="stage3", conv_features=32, hidden=256)))
     c.heatmap_stride = 4           # heatmap and integral heads in the main table
     c.heatmap_loss = ml_collections.ConfigDict(dict(sigma=1.0))  # in heatmap cells
     c.stride_study = (4, 8, 16)    # heatmap (arg-max, sub-pixel) vs integral; () to skip
@@ -47,7 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.oks_sigma = 0.05             # per-keypoint OKS constant for COCO AP on shapes
     c.multi = ml_collections.ConfigDict(dict(
         enabled=True, num_train=4096, num_val=300, heatmap_stride=2, num_steps=500,
-        head=dict(in_features="stage2", deconv_channels=32),  # PAFHead(**)
+        head=dict(in_features="stage2", deconv_features=32),  # PAFHead(**)
         loss=dict(sigma=1.0, paf_sigma=1.0, paf_weight=1.0),  # pose.losses.paf_loss(**)
         peaks=dict(max_peaks=8, threshold=0.3),               # ops.heatmap_peaks(**)
         tolerance=0.2))  # grouped keypoint correct within tolerance * box size (>= 2 px)
@@ -59,14 +59,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg == "runlocal":  # every study once, on a few images, with a one-unit-per-stage net
         c.num_train, c.num_val = 64, 16
         c.backbone.update(dict(widths=(4, 8, 8, 8), stage_sizes=(1, 1, 1, 1)))
-        c.head.regression.update(dict(conv_channels=8, hidden=16))
-        c.head.density.update(dict(conv_channels=8, hidden=16))
-        c.head.heatmap.deconv_channels = c.head.integral.deconv_channels = 8
+        c.head.regression.update(dict(conv_features=8, hidden=16))
+        c.head.density.update(dict(conv_features=8, hidden=16))
+        c.head.heatmap.deconv_features = c.head.integral.deconv_features = 8
         c.stride_study = (4,)
         c.batch_size, c.num_steps, c.log_every = 8, 2, 1
         c.schedule.warmup_steps = 1
         c.multi.update(dict(num_train=16, num_val=4, num_steps=2))
-        c.multi.head.deconv_channels = 8
+        c.multi.head.deconv_features = 8
         c.eval_batch_size = 16
         c.num_figure_images = 3
     elif arg:
