@@ -35,8 +35,9 @@ Tasks and record keys (``M = max_objects``, ``K = NUM_KEYPOINTS = 6``)::
 With ``colour_by_class=True`` an object's colour is its class's :data:`CLASS_PALETTE` entry (all
 of equal CIE lightness) plus uniform noise of half-width ``palette_noise`` per channel: the
 colour of a grey image's object is then predictable only by recognising its shape (the data of
-:mod:`vai_jax.colourisation`). Everything else about the scene (background, shape, position,
-pixel noise) is the same as with the default random colours.
+:mod:`vai_jax.colourisation`). The background keeps its hues but is darkened or lightened away
+from the palette's lightness, so that the object stays visible in the grey image; the shapes,
+their positions and the pixel noise are those of the default random colours.
 
 Every valid object has at least ``min_visible_pixels`` visible pixels (objects hidden more than
 that are not drawn). Keypoint names, limbs and flip pairs per class: ``KEYPOINT_NAMES``,

@@ -21,6 +21,8 @@ from vai_jax.data import shapes_geometry as geo
 # One sRGB colour per class (circle, square, triangle, star, cross, ellipse) for
 # ``colour_by_class``: CIE L*a*b* (60, 35 cos h, 35 sin h) with hues h = 15°, 75°, ..., 315°.
 # Equal lightness, so the grey image does not reveal the class (only the shape does).
+# With a palette, the background's luma is kept at least PALETTE_LUMA_MARGIN away from the
+# palette's (see :func:`separate_luma`) so that the object stays visible in the grey image.
 CLASS_PALETTE = np.array([
     [0.8022, 0.4731, 0.5103],  # h = 15°: pink-red
     [0.6982, 0.5387, 0.3336],  # 75°: ochre
@@ -29,6 +31,29 @@ CLASS_PALETTE = np.array([
     [0.2719, 0.5967, 0.7982],  # 255°: blue
     [0.6568, 0.5134, 0.7387],  # 315°: violet
 ], np.float64)
+PALETTE_LUMA_MARGIN = 0.2
+_LUMA = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709 weights, on the encoded sRGB values
+
+
+def separate_luma(colours: np.ndarray, target: float, margin: float) -> np.ndarray:
+    """Darken or lighten ``colours [n, 3]`` (RGB in [0, 1]) so that each one's luma
+    ``0.2126 R + 0.7152 G + 0.0722 B`` is at most ``target - margin`` (when their mean luma is
+    below ``target``) or at least ``target + margin`` (otherwise). Darkening scales towards
+    black, lightening towards white, so hues are kept and values stay in [0, 1]; colours already
+    outside the band are unchanged. All colours move to one side, so that any blend of them
+    stays outside the band too."""
+    colours = np.asarray(colours, np.float64)
+    luma = colours @ _LUMA
+    out = colours.copy()
+    if luma.mean() < target:
+        lo = max(target - margin, 0.0)
+        for k in np.nonzero(luma > lo)[0]:
+            out[k] = colours[k] * (lo / luma[k])
+    else:
+        hi = min(target + margin, 1.0)
+        for k in np.nonzero(luma < hi)[0]:
+            out[k] = 1.0 - (1.0 - colours[k]) * ((1.0 - hi) / (1.0 - luma[k]))
+    return out
 
 
 class Scene(NamedTuple):
@@ -101,7 +126,10 @@ def sample_example(
         ``clip(palette[c] + palette_noise * (2u - 1), 0, 1)``, ``u`` uniform in [0, 1)³ (e.g.
         :data:`CLASS_PALETTE`). None: a random colour that stands out from the background.
         Both draw the same random numbers, so the scene differs only in its object colours.
-      palette_noise: the half-width of that uniform noise per channel.
+      palette_noise: the half-width of that uniform noise per channel. With a palette the two
+        background colours are also moved away from the palette's mean luma
+        (:func:`separate_luma`, margin :data:`PALETTE_LUMA_MARGIN`): objects of equal
+        lightness would otherwise often vanish in the grey image.
     """
     height, width = scene.noise.shape[2:4]
     size = float(min(height, width))
@@ -109,6 +137,9 @@ def sample_example(
     u = rng.random(13)
     bg0 = 0.05 + 0.9 * u[0:3]
     bg1 = np.clip(bg0 + 0.6 * u[3:6] - 0.3, 0.0, 1.0)
+    if palette is not None:
+        bg0, bg1 = separate_luma(np.stack([bg0, bg1]), float((palette @ _LUMA).mean()),
+                                 PALETTE_LUMA_MARGIN)
     scene.background[row, 0] = bg0
     scene.background[row, 1] = bg1
     for g in range(2):
