@@ -5,18 +5,22 @@ import jax.numpy as jnp
 import pytest
 
 import vai_jax
+from vai_jax.analysis import summarize
 from vai_jax.nn import make_divisible
-from tests.backbones.zoo_checks import (abstract_init, assert_forward_backward, n_params,
+from tests.backbones.zoo_checks import (abstract_init, assert_forward_backward,
                                         torchvision_count)
 
-# torchvision 0.28, 1000 classes.
+# torchvision 0.28's weight tables, 1000 classes: "num_params" and "_ops" (GMACs at 224×224).
 COUNTS = {"mobilenet_v2": 3_504_872, "mobilenet_v3_large": 5_483_032,
           "mobilenet_v3_small": 2_542_856}
+GMACS = {"mobilenet_v2": 0.301, "mobilenet_v3_large": 0.217, "mobilenet_v3_small": 0.057}
 
 
 @pytest.mark.parametrize("name", list(COUNTS))
-def test_param_counts_match_torchvision(name):
-    assert n_params(vai_jax.create_model(name), hw=224) == COUNTS[name]
+def test_params_and_macs_match_torchvision(name):
+    s = summarize(vai_jax.create_model(name), (1, 224, 224, 3), train=False)
+    assert s.params == COUNTS[name]
+    assert round(s.macs / 1e9, 3) == GMACS[name]
 
 
 def test_torchvision_parity():

@@ -6,18 +6,23 @@ import numpy as np
 import pytest
 
 import vai_jax
+from vai_jax.analysis import summarize
 from vai_jax.backbones.shufflenet_v2 import ShuffleV2Unit
-from tests.backbones.zoo_checks import (abstract_init, assert_forward_backward, n_params,
+from tests.backbones.zoo_checks import (abstract_init, assert_forward_backward,
                                         torchvision_count)
 
-# torchvision 0.28, 1000 classes.
+# torchvision 0.28's weight tables, 1000 classes: "num_params" and "_ops" (GMACs at 224×224).
 COUNTS = {"shufflenet_v2_x0_5": 1_366_792, "shufflenet_v2_x1_0": 2_278_604,
           "shufflenet_v2_x1_5": 3_503_624, "shufflenet_v2_x2_0": 7_393_996}
+GMACS = {"shufflenet_v2_x0_5": 0.04, "shufflenet_v2_x1_0": 0.145, "shufflenet_v2_x1_5": 0.296,
+         "shufflenet_v2_x2_0": 0.583}
 
 
 @pytest.mark.parametrize("name", list(COUNTS))
-def test_param_counts_match_torchvision(name):
-    assert n_params(vai_jax.create_model(name), hw=224) == COUNTS[name]
+def test_params_and_macs_match_torchvision(name):
+    s = summarize(vai_jax.create_model(name), (1, 224, 224, 3), train=False)
+    assert s.params == COUNTS[name]
+    assert round(s.macs / 1e9, 3) == GMACS[name]
 
 
 def test_torchvision_parity():

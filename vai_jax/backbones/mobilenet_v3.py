@@ -4,8 +4,8 @@ and 2 (:class:`~vai_jax.nn.InvertedResidual`: ReLU or hard-swish, squeeze-and-ex
 hard-sigmoid gate and ``make_divisible(expanded / 4)`` hidden channels), a 1×1 conv-BN-hard-swish
 to 6× the last block's width, global average pooling, a linear layer (1280 / 1024) with
 hard-swish, dropout 0.2 and the linear classifier. BatchNorm: eps 1e-3, momentum 0.99 (Flax's
-convention; PyTorch's 0.01). 5,483,032 (Large) and 2,542,856 (Small) parameters at 1000 classes,
-torchvision's.
+convention; PyTorch's 0.01). 5,483,032 (Large) and 2,542,856 (Small) parameters at 1000 classes
+and 216.6M / 56.5M multiply-adds at 224×224, torchvision's.
 
 ``alpha`` (the paper's multiplier) scales every width, rounded to a multiple of 8 by
 :func:`~vai_jax.nn.make_divisible`.

@@ -9,8 +9,8 @@ first; with stride 2 both branches read the whole input (branch 1: 3×3/2 depthw
 1×1 conv-BN-ReLU; branch 2 as above with a stride-2 depthwise conv), each giving half the
 output channels. Then a channel shuffle with 2 groups.
 
-Parameter counts at 1000 classes (torchvision's): 0.5× 1,366,792; 1× 2,278,604;
-1.5× 3,503,624; 2× 7,393,996.
+Parameter counts at 1000 classes and multiply-adds at 224×224 (torchvision's): 0.5× 1,366,792,
+40.5M; 1× 2,278,604, 144.9M; 1.5× 3,503,624, 295.8M; 2× 7,393,996, 583.3M.
 
 Features: ``"stem"`` (conv1, stride 2), ``"stage1"`` (Table 5's Stage 2, stride 8),
 ``"stage2"`` (Stage 3, stride 16), ``"stage3"`` (Stage 4 and the 1×1 conv5, stride 32).
