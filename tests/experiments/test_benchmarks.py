@@ -51,3 +51,10 @@ def test_bench_ops(tmp_path):
     assert saved["meta"]["case"].startswith("features 2x10x12x8 f32, 16 boxes")
     if importlib.util.find_spec("torchvision") is not None:
         assert "roi_align[torchvision] fwd" in rows
+
+
+def test_bench_detection(tmp_path):
+    out, saved = _run("bench_detection", tmp_path)
+    assert "| model | median s / image | range s | first call s | detections |" in out
+    assert saved["seconds"]["vai_jax (jit)"][0] > 0 and saved["kwargs"]["min_size"] == 128
+    assert saved["machine"]["load_average"] is not None

@@ -9,7 +9,8 @@ network), :mod:`proposals` (RPN decoding, sliding windows, proposal recall), :mo
 mask pasting), :mod:`losses`, :mod:`inputs` (host-side checks of targets, preprocessing, the
 training batches), :mod:`coco_eval` (COCO box / mask AP), and the models :mod:`rcnn`,
 :mod:`fast_rcnn`, :mod:`faster_rcnn`, :mod:`mask_rcnn`. The feature pyramid is
-:class:`vai_jax.nn.fpn.FPN`.
+:class:`vai_jax.nn.fpn.FPN`. :mod:`vai_jax.detection.torchvision` computes torchvision's
+pretrained Faster / Mask / Keypoint R-CNN (ResNet-50-FPN) at inference.
 
 Modules on backbone features take the backbone's dict of named maps and choose their inputs
 with ``in_features``; :class:`BoxHead` and :class:`MaskHead` take RoI-pooled tensors.

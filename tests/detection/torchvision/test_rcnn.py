@@ -17,11 +17,12 @@ from vai_jax.weights import CheckpointError, from_torchvision, torchvision_keys
 
 LIVE = all(importlib.util.find_spec(m) for m in ("torch", "torchvision"))
 
-# Measured differences (float32, CPU): boxes <= 5e-4 px, scores <= 4e-5, pasted masks <= 3e-4
-# (references stored as float16), keypoints: the same heatmap arg-max, x/y <= 3e-4 px, scores
-# <= 2e-5. Proposals whose sigmoid scores tie in float32 may swap places (their logits differ
-# by less than the rounding of the two computations).
-BOX_ATOL, SCORE_ATOL, MASK_ATOL, KP_ATOL = 3e-3, 2e-4, 2e-3, 3e-3
+# Measured differences (float32, CPU; the seeded network's activations reach ~1e3, so float32
+# rounding differences grow through the ResNet): proposals <= 2.6e-3 px, boxes <= 5e-4 px,
+# scores <= 4e-5, pasted masks <= 2e-4 (references stored as float16), keypoints: the same
+# heatmap arg-max, x/y <= 3e-4 px, scores <= 2e-5. Proposals whose sigmoid scores tie in float32
+# may swap places (their logits differ by less than the rounding of the two computations).
+PROPOSAL_ATOL, BOX_ATOL, SCORE_ATOL, MASK_ATOL, KP_ATOL = 1e-2, 3e-3, 2e-4, 2e-3, 3e-3
 
 
 def _reference(name):
@@ -46,10 +47,10 @@ def _iou(a, b):
     return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
-def _match(ours, ref):
+def _match(ours, ref, atol=BOX_ATOL):
     """Index in ``ours`` of each reference box: the same row unless the order differs (ties),
     then the box of highest IoU."""
-    same = np.all(np.abs(ours[: len(ref)] - ref) <= BOX_ATOL, axis=1)
+    same = np.all(np.abs(ours[: len(ref)] - ref) <= atol, axis=1)
     best = np.argmax(_iou(ref, ours), axis=1)
     return np.where(same, np.arange(len(ref)), best), same
 
@@ -65,9 +66,9 @@ def test_proposals(run):
         p = ref[f"proposals_{i}"]
         q = out["proposals"][i][out["proposal_valid"][i]]
         assert len(q) == len(p)
-        j, same = _match(q, p)
+        j, same = _match(q, p, PROPOSAL_ATOL)
         assert same.mean() > 0.97, same.mean()
-        np.testing.assert_allclose(q[j], p, atol=BOX_ATOL, rtol=0)
+        np.testing.assert_allclose(q[j], p, atol=PROPOSAL_ATOL, rtol=0)
 
 
 def test_detections(run):
