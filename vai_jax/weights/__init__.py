@@ -39,6 +39,8 @@ def model_for(name: str, **model_kwargs):
     ``model_kwargs`` (e.g. ``num_classes``)."""
     from vai_jax.backbones.registry import create_model
 
+    if name in SUPPORTED_DETECTION:
+        return detection.model_for(name, **model_kwargs)
     spec, _ = resolve(name)
     return create_model(spec.model, **{**dict(spec.overrides), **model_kwargs})
 
