@@ -10,8 +10,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-SUBPACKAGES = ("analysis", "backbones", "classification", "data", "detection", "nn", "ops",
-               "pose", "segmentation", "train", "viz", "weights")
+SUBPACKAGES = ("analysis", "backbones", "classification", "colourisation", "data", "detection",
+               "nn", "ops", "pose", "segmentation", "train", "viz", "weights")
 
 
 def create_model(name, **kwargs):
