@@ -9,6 +9,7 @@ Flax ``ConvTranspose`` kernel ``[kh, kw, in, out]``.
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import jax
@@ -76,9 +77,20 @@ def model_for(name: str, **model_kwargs):
 
 
 def abstract_variables(model):
-    """The model's variables as shapes (a 64 x 64 image is traced, nothing is computed)."""
-    small = model.clone(min_size=64, max_size=64, rpn_pre_nms_top_n_test=8,
-                        rpn_post_nms_top_n_test=8, box_detections_per_img=4, box_candidates=8)
+    """The model's variables as shapes (a 64 x 64 image is traced, nothing is computed). They
+    depend only on the fields that shape parameters, so traces are shared across sizes and
+    thresholds."""
+    return _abstract(model.num_classes, model.masks, model.keypoints, model.num_keypoints)
+
+
+@functools.lru_cache(maxsize=16)
+def _abstract(num_classes: int, masks: bool, keypoints: bool, num_keypoints: int):
+    from vai_jax.detection.torchvision import TorchvisionRCNN
+
+    small = TorchvisionRCNN(num_classes=num_classes, masks=masks, keypoints=keypoints,
+                            num_keypoints=num_keypoints, min_size=64, max_size=64,
+                            rpn_pre_nms_top_n_test=8, rpn_post_nms_top_n_test=8,
+                            box_detections_per_img=4, box_candidates=8)
     x = jnp.zeros((1, 64, 64, 3), jnp.float32)
     return jax.eval_shape(lambda: small.init(jax.random.key(0), x, train=False))
 
