@@ -1,10 +1,24 @@
-"""Test configuration: 8 simulated CPU devices for the data-parallel tests.
+"""Test configuration: 8 simulated CPU devices for the data-parallel tests, and one JAX
+compilation cache shared by every process of a test run.
 
 ``chex.set_n_cpu_devices`` must run before JAX initialises its backends, hence at import.
+
+The compilation cache lives in a temporary directory made by the first process of the run (the
+pytest controller) and handed to the xdist workers and to the subprocesses that tests launch
+(experiment scripts, benchmarks, the multi-process job) through ``JAX_COMPILATION_CACHE_DIR``:
+a computation compiled once in the run is loaded, not recompiled, wherever it appears again.
+The controller deletes the directory at the end, so no run reads another run's cache.
 """
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_CACHE_OWNER = "VAI_JAX_TEST_CACHE_OWNER"
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="vai_jax_jit_cache_")
+    os.environ[_CACHE_OWNER] = str(os.getpid())
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import chex  # noqa: E402
 
@@ -13,3 +27,8 @@ chex.set_n_cpu_devices(8)
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", False)
+
+
+def pytest_unconfigure(config):
+    if os.environ.get(_CACHE_OWNER) == str(os.getpid()):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
