@@ -1,0 +1,1 @@
+"""Automatic colourisation with and without global features (Iizuka et al. 2016)."""
