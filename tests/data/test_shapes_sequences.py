@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from vai_jax.data import shapes_sequences as seqs
+from vai_jax.data.shapes_render import CLASS_PALETTE
 from vai_jax.data.shapes_sequences import (INITIAL, NUM_CLASSES, NUM_GESTURES, TRANSITIONS,
                                            ShapesSequences, gesture_log_likelihoods)
 
@@ -36,7 +37,9 @@ def test_chains_are_stochastic_and_positive():
 def test_record_shapes_and_dtypes():
     ds = _ds()
     r = ds[5]
-    assert set(r) == {"frames", "labels", "label", "occluded", "noisy", "rotation", "scale"}
+    assert set(r) == {"frames", "labels", "label", "occluded", "noisy", "rotation", "scale",
+                      "centre"}
+    assert r["centre"].shape == (6, 2) and r["centre"].dtype == np.float32
     assert r["frames"].shape == (6, 16, 16, 3) and r["frames"].dtype == np.uint8
     assert r["labels"].shape == (6,) and r["labels"].dtype == np.int32
     assert r["label"].shape == () and r["label"].dtype == np.int32
@@ -102,7 +105,7 @@ def test_degradations_change_exactly_the_flagged_frames():
     noisy = _ds(occlusion_prob=0.0, noise_prob=0.4).get_batch(range(64))
     assert not clean["occluded"].any() and not clean["noisy"].any()
     assert 0.3 < occ["occluded"].mean() < 0.5 and 0.3 < noisy["noisy"].mean() < 0.5
-    for key in ("labels", "label", "rotation", "scale"):
+    for key in ("labels", "label", "rotation", "scale", "centre"):
         np.testing.assert_array_equal(occ[key], clean[key])
         np.testing.assert_array_equal(noisy[key], clean[key])
     diff = lambda x: np.abs(x["frames"].astype(int) - clean["frames"].astype(int))
@@ -112,6 +115,25 @@ def test_degradations_change_exactly_the_flagged_frames():
     changed = (d_occ[occ["occluded"]].max(-1) > 0).mean(axis=(1, 2))
     assert np.median(changed) > 0.1
     assert d_noise[noisy["noisy"]].mean() > 20
+
+
+def test_objects_take_their_part_colour():
+    """With colour_by_class the object's centre shows its part's palette colour (nearest
+    palette entry); without, the clip keeps one colour whatever the part."""
+    kw = dict(num_examples=24, image_size=32, occlusion_prob=0.0, noise_prob=0.0)
+    for flag in (True, False):
+        b = _ds(colour_by_class=flag, palette_noise=0.05, **kw).get_batch(range(24))
+        col = np.round(b["centre"]).astype(int)
+        n, t = np.indices(b["labels"].shape)
+        patch = np.stack([b["frames"][n, t, col[..., 1] + dy, col[..., 0] + dx]
+                          for dy in (-1, 0) for dx in (-1, 0)]).mean(0) / 255.0  # [N, T, 3]
+        nearest = ((patch[:, :, None] - CLASS_PALETTE) ** 2).sum(-1).argmin(-1)
+        if flag:
+            assert (nearest == b["labels"]).mean() > 0.95
+        else:
+            assert (np.ptp(patch, axis=1).max(-1) < 0.2).mean() > 0.9  # one colour per clip
+    with pytest.raises(TypeError, match="colour_by_class"):
+        _ds(colour_by_class="yes")
 
 
 def test_gesture_log_likelihoods_against_a_loop():
@@ -143,7 +165,8 @@ def test_true_labels_identify_the_gesture():
 @pytest.mark.parametrize("kw, match", [
     (dict(split="val"), "split"), (dict(num_frames=1), "num_frames"),
     (dict(image_size=8), "image_size"), (dict(occlusion_prob=1.5), "occlusion_prob"),
-    (dict(noise_prob=-0.1), "noise_prob"), (dict(seed=-1), "seed")])
+    (dict(noise_prob=-0.1), "noise_prob"), (dict(palette_noise=2.0), "palette_noise"),
+    (dict(seed=-1), "seed")])
 def test_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         _ds(**kw)

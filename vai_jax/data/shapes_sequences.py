@@ -22,7 +22,8 @@ jumps. The first frame draws a part (``1 − P_JUMP``) or any class. ``TRANSITIO
 Frames are degraded independently, so that one frame alone is often not enough: with
 ``occlusion_prob`` a flat rectangle of random colour covers part (sometimes most) of the object,
 and with ``noise_prob`` the pixel noise is 4 to 30 times stronger. The background (textured, as in
-:mod:`vai_jax.data.shapes`) and the object's colour stay fixed over a clip.
+:mod:`vai_jax.data.shapes`) stays fixed over a clip; by default the object is coloured by its
+part (``colour_by_class``), so that a small network learns the parts from few examples.
 
 Like :class:`vai_jax.data.shapes.ShapesDataset`, every clip is generated on demand from its own
 ``np.random.default_rng([seed, split_id, index, 1])``: the same ``(seed, split, index)`` and
@@ -37,6 +38,7 @@ Record keys (``T = num_frames``)::
   noisy     bool    [T]     the frame has strong pixel noise
   rotation  float32 [T]     object angle, radians (clockwise on screen; free, not wrapped)
   scale     float32 [T]     object radius in pixels (the unit-scale shape's size)
+  centre    float32 [T, 2]  object centre (x, y) in pixels
 
 Example::
 
@@ -68,6 +70,7 @@ NUM_CLASSES = geo.NUM_CLASSES
 CLASS_NAMES = geo.CLASS_NAMES
 P_STAY, P_ADVANCE, P_JUMP = 0.6, 0.3, 0.1
 DEFAULT_NUM_EXAMPLES = {"train": 2_000, "validation": 500, "test": 500}
+FIELDS = ("frames", "labels", "label", "occluded", "noisy", "rotation", "scale", "centre")
 
 __all__ = ["GESTURE_PARTS", "GESTURE_NAMES", "NUM_GESTURES", "NUM_CLASSES", "CLASS_NAMES",
            "TRANSITIONS", "INITIAL", "ShapesSequences", "gesture_log_likelihoods"]
@@ -150,6 +153,11 @@ class ShapesSequences:
       image_size: int >= 16 (square frames).
       occlusion_prob: per-frame probability of an occluder.
       noise_prob: per-frame probability of strong pixel noise.
+      colour_by_class: colour the object by its part (``shapes_render.CLASS_PALETTE`` plus a
+        per-clip offset of up to ``palette_noise`` per channel) over a dark or light
+        background, so that colour and shape both tell the part; otherwise one random colour
+        per clip that stands out from the background, and shape alone tells the part.
+      palette_noise: in [0, 1].
       seed: int >= 0.
 
     ``len(ds)``; ``ds[i]`` -> record dict; ``ds.__getitems__(indices)`` -> list of records;
@@ -159,7 +167,8 @@ class ShapesSequences:
 
     def __init__(self, *, split: str = "train", num_examples: int | None = None,
                  num_frames: int = 12, image_size: int = 24, occlusion_prob: float = 0.3,
-                 noise_prob: float = 0.3, seed: int = 0):
+                 noise_prob: float = 0.3, colour_by_class: bool = True,
+                 palette_noise: float = 0.15, seed: int = 0):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
         if num_examples is None:
@@ -169,6 +178,11 @@ class ShapesSequences:
         self.image_size = _check_int(image_size, "image_size", minimum=MIN_IMAGE_SIZE)
         self.occlusion_prob = _check_prob(occlusion_prob, "occlusion_prob")
         self.noise_prob = _check_prob(noise_prob, "noise_prob")
+        if not isinstance(colour_by_class, (bool, np.bool_)):
+            raise TypeError(f"colour_by_class must be a bool; got "
+                            f"{type(colour_by_class).__name__} {colour_by_class!r}")
+        self.colour_by_class = bool(colour_by_class)
+        self.palette_noise = _check_prob(palette_noise, "palette_noise")
         self.seed = _check_int(seed, "seed", minimum=0)
         self.split = split
         self._split_id = SPLITS.index(split)
@@ -180,6 +194,7 @@ class ShapesSequences:
         return (f"ShapesSequences(split={self.split!r}, num_examples={self.num_examples}, "
                 f"num_frames={self.num_frames}, image_size={self.image_size}, "
                 f"occlusion_prob={self.occlusion_prob}, noise_prob={self.noise_prob}, "
+                f"colour_by_class={self.colour_by_class}, palette_noise={self.palette_noise}, "
                 f"seed={self.seed})")
 
     def _index(self, index) -> int:
@@ -200,9 +215,13 @@ class ShapesSequences:
         t_len, size = self.num_frames, float(self.image_size)
         t = np.arange(t_len, dtype=np.float64)
         # Background: as the shapes data set, fixed over the clip.
-        u = rng.random(13)
-        bg0 = 0.05 + 0.9 * u[0:3]
-        bg1 = np.clip(bg0 + 0.6 * u[3:6] - 0.3, 0.0, 1.0)
+        u = rng.random(14)
+        if self.colour_by_class:  # dark or light, away from the palette's lightness
+            bg0 = (0.05 if u[13] < 0.5 else 0.75) + 0.2 * u[0:3]
+            bg1 = np.clip(bg0 + 0.2 * u[3:6] - 0.1, 0.0, 1.0)
+        else:
+            bg0 = 0.05 + 0.9 * u[0:3]
+            bg1 = np.clip(bg0 + 0.6 * u[3:6] - 0.3, 0.0, 1.0)
         scene.background[rows, 0] = bg0
         scene.background[rows, 1] = bg1
         for g in range(2):
@@ -234,6 +253,9 @@ class ShapesSequences:
         dist = np.sqrt(((cands - 0.5 * (bg0 + bg1)) ** 2).sum(-1))
         ok = np.nonzero(dist >= 0.45)[0]
         colour = cands[ok[0] if ok.size else int(dist.argmax())]
+        jitter = self.palette_noise * (2.0 * rng.random(3) - 1.0)
+        if self.colour_by_class:
+            colour = np.clip(shapes_render.CLASS_PALETTE[labels] + jitter, 0.0, 1.0)  # [T, 3]
         shade = 0.6 * rng.random(2) - 0.3
         # Degradations, per frame.
         occluded = rng.random(t_len) < self.occlusion_prob
@@ -266,6 +288,7 @@ class ShapesSequences:
         out["noisy"][k] = noisy
         out["rotation"][k] = angle
         out["scale"][k] = radius
+        out["centre"][k] = np.stack([cx, cy], -1)
 
     def get_batch(self, indices: Iterable[int]) -> dict:
         """Records for ``indices`` stacked on a leading axis of size ``len(indices)``; clip ``k``
@@ -278,6 +301,7 @@ class ShapesSequences:
         out = {"labels": np.zeros((b, t), np.int32), "label": np.zeros(b, np.int32),
                "occluded": np.zeros((b, t), bool), "noisy": np.zeros((b, t), bool),
                "rotation": np.zeros((b, t), np.float32), "scale": np.zeros((b, t), np.float32),
+               "centre": np.zeros((b, t, 2), np.float32),
                "occluder": np.zeros((b, t, 4)), "occluder_colour": np.zeros((b, t, 3))}
         for k, i in enumerate(idx):
             self._sample_clip(scene, slice(k * t, (k + 1) * t), i, out, k)
@@ -301,8 +325,7 @@ class ShapesSequences:
         out.pop("occluder", None)
         out.pop("occluder_colour", None)
         out["frames"] = image.reshape(b, t, s, s, 3)
-        return {k: out[k] for k in ("frames", "labels", "label", "occluded", "noisy", "rotation",
-                                    "scale")}
+        return {k: out[k] for k in FIELDS}
 
     def materialise(self, keys: Sequence[str] | None = None, *, chunk: int = 256):
         """The whole split generated once (``chunk`` clips per :meth:`get_batch`) and kept in
@@ -311,7 +334,7 @@ class ShapesSequences:
         from vai_jax.data.sources import ArraySource
 
         chunk = _check_int(chunk, "chunk", minimum=1)
-        names = ["frames", "labels", "label", "occluded", "noisy", "rotation", "scale"]
+        names = list(FIELDS)
         if keys is not None:
             unknown = sorted(set(keys) - set(names))
             if unknown:
