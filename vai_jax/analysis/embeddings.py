@@ -68,18 +68,28 @@ def fit_ridge(x, y, l2: float) -> tuple[np.ndarray, np.ndarray]:
     Returns:
       ``(w [D, K], b [K])`` float64; predict with ``x @ w + b``.
     """
+    return _ridge_path(x, y)(l2)
+
+
+def _ridge_path(x, y):
+    """``l2 -> (w, b)`` for one data set: the centred Gram matrix is computed once."""
     x = _matrix(x, "x")
     y = _targets(y, x.shape[0], "y")
-    if not np.isfinite(l2) or l2 < 0:
-        raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
     mx, my = x.mean(0), y.mean(0)
     xc, yc = x - mx, y - my
     n, d = xc.shape
-    if d <= n:
-        w = np.linalg.solve(xc.T @ xc + l2 * np.eye(d), xc.T @ yc)
-    else:
-        w = xc.T @ np.linalg.solve(xc @ xc.T + l2 * np.eye(n), yc)
-    return w, my - mx @ w
+    primal = d <= n
+    gram = xc.T @ xc if primal else xc @ xc.T
+    rhs = xc.T @ yc if primal else yc
+
+    def solve(l2):
+        if not np.isfinite(l2) or l2 < 0:
+            raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
+        z = np.linalg.solve(gram + l2 * np.eye(gram.shape[0]), rhs)
+        w = z if primal else xc.T @ z
+        return w, my - mx @ w
+
+    return solve
 
 
 def r2_score(y, pred) -> np.ndarray:
@@ -140,9 +150,10 @@ def ridge_decode(train_x, train_y, test_x, test_y, *,
     if len(fit) < 2:
         raise ValueError(f"train_x has too few rows ({n}) for a validation split")
     xf, xv = standardize(train_x[fit], train_x[val])
+    path = _ridge_path(xf, train_y[fit])
     scores = []
     for l2 in l2s:
-        w, b = fit_ridge(xf, train_y[fit], float(l2))
+        w, b = path(float(l2))
         scores.append(np.nanmean(r2_score(train_y[val], xv @ w + b)))
     best = float(l2s[int(np.nanargmax(scores))])
     xtr, xte = standardize(train_x, test_x)
