@@ -1,0 +1,1 @@
+"""Structured prediction over time: per-frame CNN, chain, latent-dynamic and hidden CRFs."""
