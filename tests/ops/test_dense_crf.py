@@ -1,6 +1,7 @@
 """Dense CRF mean field against float64 NumPy loops, and the bilateral grid against the exact
 kernel."""
 import functools
+import importlib
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from vai_jax.ops import dense_crf as dc
+# `vai_jax.ops.dense_crf` is also the function re-exported by `vai_jax.ops`; take the module.
+dc = importlib.import_module("vai_jax.ops.dense_crf")
 
 
 def _np_kernel_sum(q, image, sigmas):
