@@ -47,8 +47,9 @@ def plot_pca(path, panels: dict, labels, rotation_k, log_scale, class_names, cla
         if ax.get_label() != "<colorbar>":
             ax.set_xticks([])
             ax.set_yticks([])
+    fig.subplots_adjust(top=0.95)
     fig.suptitle("test images on the first two principal components of each representation",
-                 fontsize=10)
+                 fontsize=10, y=0.98)
     save(fig, path)
 
 

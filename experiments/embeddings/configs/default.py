@@ -5,7 +5,11 @@ ResNet-8 trained here and at its random initialisation, with 2-D PCA projections
 
   python experiments/embeddings/main.py --workdir W --config experiments/embeddings/configs/default.py
 
-Expected: PENDING. ``:runlocal`` is a seconds-long smoke test.
+Expected: classifier test top-1 94.1%; last stage (trained) class probe 94.6%, 10-NN class
+agreement 94.9%, rotation R² 0.33 (median error 9.3°), log-scale R² 0.77; raw pixels and the
+random network near chance (pixels: 16.5%, 21.0%, R² -0.02, -0.02). 2 min 43 s wall on the
+2-core CPU (no GPU) shared at load average 4-6 (2026-12-03). ``:runlocal`` is a seconds-long
+smoke test.
 """
 import ml_collections
 
