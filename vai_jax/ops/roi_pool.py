@@ -10,9 +10,9 @@ step and keeping the running maximum -- the work of torchvision's loops, no temp
 than a chunk of outputs. RoIs are sorted by step count and scanned a chunk at a time (a
 ``while_loop`` per chunk, as long as the chunk's largest RoI). Under ``jax.grad`` a second scan
 finds the argmax (the first maximal element in row-major order, torchvision's strict ``>``) and
-the backward scatter-adds the cotangents there (a custom VJP). The previous formulation, a 2-D sparse table
-of maxima (``floor(log2 H + 1) * floor(log2 W + 1)`` copies of the features) with four gathers
-per bin, was several times slower than torchvision on the CPU (``experiments/bench_ops.py``).
+the backward scatter-adds the cotangents there (a custom VJP). A 2-D sparse table of maxima
+(``floor(log2 H + 1) * floor(log2 W + 1)`` copies of the features, four gathers per bin) would
+need no loop but is several times slower than torchvision on the CPU.
 """
 from __future__ import annotations
 
