@@ -5,16 +5,16 @@ feature fusion, on the built-in shapes semantic masks (7 classes: background + 6
 
   python experiments/segmentation/main.py --workdir W --config experiments/segmentation/configs/default.py
 
-Expected (256 test images; 2-core CPU shared with other jobs, load average ~9, 2026-11-21:
-845 s wall, 675 s process CPU; images/s under that load)::
+Expected (256 test images; 2-core CPU shared with other jobs, load average 4-7, 2026-12-03:
+853 s wall, 857 s process CPU; images/s under that load)::
 
   | model        | mIoU  | object IoU | params  | MACs (64x64) | inference img/s | train img/s |
-  | fcn32s       | 0.139 | 0.207      | 501,207 |  5.15 M      |  513            | 243         |
-  | fcn16s       | 0.316 | 0.493      | 480,942 |  5.16 M      |  623            | 205         |
-  | fcn8s        | 0.471 | 0.667      | 476,581 |  5.19 M      | 1136            | 201         |
-  | deeplab      | 0.432 | 0.675      | 603,799 | 39.28 M      | 1155            | 224         |
-  | espnet       | 0.330 | 0.847      | 188,713 | 19.01 M      |  492            |  97         |
-  | espnet_nohff | 0.367 | 0.847      | 188,713 | 19.01 M      |  584            |  99         |
+  | fcn32s       | 0.140 | 0.202      | 501,207 |  5.15 M      | 1000            | 289         |
+  | fcn16s       | 0.318 | 0.491      | 480,942 |  5.16 M      | 1152            | 263         |
+  | fcn8s        | 0.477 | 0.665      | 476,581 |  5.19 M      |  963            | 248         |
+  | deeplab      | 0.425 | 0.678      | 603,799 | 39.28 M      |  962            | 156         |
+  | espnet       | 0.329 | 0.848      | 188,713 | 19.01 M      |  589            |  96         |
+  | espnet_nohff | 0.373 | 0.855      | 188,713 | 19.01 M      |  355            |  81         |
 
 ``:runlocal`` — 32x32, 6 steps per model, tiny widths: a smoke test (210 s process CPU).
 """
