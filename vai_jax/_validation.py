@@ -12,7 +12,12 @@ the one place that draws that line:
 * :func:`check_finite` — no NaN (and no inf unless allowed);
 * :func:`check_boxes` — ``[..., 4]`` ``[x1, y1, x2, y2]`` boxes: finite, not inverted and,
   optionally, not empty;
-* :func:`check_positive`, :func:`check_same_shape`, :func:`check_axis`.
+* :func:`check_int` — a Python/NumPy integer (never ``bool`` or a float) within bounds, e.g.
+  step counts, strides, batch sizes;
+* :func:`check_labels` — class ids in ``[0, num_classes)`` or an ignore value, eagerly; its traced
+  counterpart :func:`invalid_labels` returns the mask of bad ids for the caller to act on
+  (non-finite loss, NaN metric sums);
+* :func:`check_positive`, :func:`check_same_shape`, :func:`check_axis`, :func:`check_axes`.
 """
 from __future__ import annotations
 
@@ -242,7 +247,68 @@ def check_same_shape(a: Any, b: Any, name_a: str, name_b: str) -> None:
 
 
 def check_axis(axis: int, ndim: int, name: str = "axis") -> int:
-    """Normalise a possibly negative axis; ValueError when out of range."""
+    """Normalise a possibly negative axis; TypeError when not an integer, ValueError when out of
+    range."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {type(axis).__name__} {axis!r}")
     if not -ndim <= axis < ndim:
         raise ValueError(f"{name}={axis} is out of range for an input of rank {ndim}")
-    return axis % ndim
+    return int(axis) % ndim
+
+
+def check_axes(axis, ndim: int, name: str = "axis") -> tuple[int, ...]:
+    """An int or a sequence of ints, each normalised by :func:`check_axis`; sorted, without
+    duplicates (ValueError when two entries name the same axis, e.g. ``(0, -2)`` at rank 2)."""
+    axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
+    out = [check_axis(a, ndim, name) for a in axes]
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} must name each axis once; got {axis!r} (axes {out} at rank "
+                         f"{ndim})")
+    return tuple(sorted(out))
+
+
+def check_int(x: Any, name: str, *, ge: int | None = None, gt: int | None = None,
+              le: int | None = None) -> int:
+    """A Python or NumPy integer (not ``bool``, not a float such as ``2.0``) within bounds.
+
+    Returns:
+      ``int(x)``.
+
+    Raises:
+      TypeError: not an integer. ValueError: outside ``ge``/``gt``/``le``.
+    """
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {type(x).__name__} {x!r}")
+    v = int(x)
+    if (ge is not None and v < ge) or (gt is not None and v <= gt) or (le is not None and v > le):
+        raise ValueError(f"{name} must be an int {_bounds_text(gt, ge, None, le)}; got {v}")
+    return v
+
+
+def invalid_labels(labels, num_classes: int, *, ignore_label: int | None = None):
+    """bool mask of ``labels`` entries outside ``[0, num_classes)`` that are not ``ignore_label``
+    (jnp; works on traced values: the caller decides what a bad id does under ``jit``)."""
+    labels = jnp.asarray(labels)
+    bad = (labels < 0) | (labels >= num_classes)
+    if ignore_label is not None:
+        bad &= labels != ignore_label
+    return bad
+
+
+def check_labels(labels, num_classes: int, name: str = "labels", *,
+                 ignore_label: int | None = None) -> None:
+    """ValueError when a concrete ``labels`` holds a class id outside ``[0, num_classes)`` that
+    is not ``ignore_label``; the message gives the count, the first index and the bad values.
+    A no-op under tracing (see :func:`invalid_labels`)."""
+    if not is_concrete(labels) or not np.size(labels):
+        return
+    v = np.asarray(labels)
+    bad = (v < 0) | (v >= num_classes)
+    if ignore_label is not None:
+        bad &= v != ignore_label
+    if np.any(bad):
+        ign = f" or the ignore label {ignore_label}" if ignore_label is not None else ""
+        where = f", the first at index {_first(bad)}" if v.ndim else ""
+        raise ValueError(f"{name} must hold class ids in [0, {num_classes}){ign}; found "
+                         f"{int(bad.sum())} outside{where}, values "
+                         f"{np.unique(v[bad])[:8].tolist()}")

@@ -95,6 +95,12 @@ class LogSumExpTest(parameterized.TestCase):
             ops.logsumexp(jnp.zeros((2, 2)), where=jnp.ones((2, 2)))
         with self.assertRaisesRegex(ValueError, "where must broadcast"):
             ops.logsumexp(jnp.zeros((2, 2)), where=jnp.ones((3,), bool))
+        with self.assertRaisesRegex(ValueError, r"axis must name each axis once; got \(1, -1\)"):
+            ops.logsumexp(jnp.zeros((2, 2)), axis=(1, -1))
+        with self.assertRaisesRegex(TypeError, "axis must be an int; got float 1.0"):
+            ops.softmax(jnp.zeros((2, 2)), axis=1.0)
+        with self.assertRaisesRegex(TypeError, "axis must be an int; got str"):
+            ops.log_softmax(jnp.zeros((2, 2)), axis=(0, "1"))
 
 
 class SoftmaxTest(parameterized.TestCase):
@@ -194,7 +200,8 @@ class CrossEntropyTest(parameterized.TestCase):
     def test_bad_input(self):
         with self.assertRaisesRegex(TypeError, "logits must have a floating dtype"):
             ops.cross_entropy(jnp.zeros((2, 3), jnp.int32), jnp.array([0, 1]))
-        with self.assertRaisesRegex(ValueError, r"labels must lie in \[0, 3\); got values in \[0, 3\]"):
+        with self.assertRaisesRegex(ValueError, r"labels must hold class ids in \[0, 3\); found 1 "
+                                                r"outside, the first at index 1, values \[3\]"):
             ops.cross_entropy(jnp.zeros((2, 3)), jnp.array([0, 3]))
         with self.assertRaisesRegex(ValueError, "integer labels must have shape"):
             ops.cross_entropy(jnp.zeros((2, 3)), jnp.array([0, 1, 2]))
@@ -202,6 +209,28 @@ class CrossEntropyTest(parameterized.TestCase):
             ops.cross_entropy(jnp.zeros((2, 3)), jnp.zeros((2, 4)))
         with self.assertRaisesRegex(ValueError, "label_smoothing"):
             ops.cross_entropy(jnp.zeros((2, 3)), jnp.array([0, 1]), label_smoothing=1.0)
+        with self.assertRaisesRegex(TypeError, "label_smoothing must be a real number; got str"):
+            ops.cross_entropy(jnp.zeros((2, 3)), jnp.array([0, 1]), label_smoothing="0.1")
+
+    def test_out_of_range_labels_under_jit_give_nan_with_zero_gradient(self):
+        """Traced labels cannot raise: an id outside [0, C) makes that example's loss NaN (so a
+        train step over it is skipped) while its gradient, and the others' values, stay exact."""
+        logits = jnp.asarray(_rand((4, 3), 2.0, seed=30))
+        labels = jnp.array([0, 3, -1, 2])
+
+        @jax.jit
+        def run(l, y):
+            g = jax.grad(lambda v: jnp.nansum(ops.cross_entropy(v, y)))(l)
+            return ops.cross_entropy(l, y), g, ops.nll(ops.log_softmax(l), y)
+
+        loss, g, nll = run(logits, labels)
+        assert np.isnan(loss[1]) and np.isnan(loss[2]) and np.isnan(nll[1]) and np.isnan(nll[2])
+        ref = _np_softmax(logits)
+        np.testing.assert_allclose(loss[jnp.array([0, 3])], -np.log(ref[[0, 3], [0, 2]]),
+                                   rtol=1e-5)
+        assert np.all(np.isfinite(g)) and not np.any(g[1:3]) and np.all(np.asarray(g)[[0, 3]] != 0)
+        lp = np.log(ref)
+        np.testing.assert_allclose(nll[0], -lp[0, 0], rtol=1e-6)
 
 
 class LossesTest(parameterized.TestCase):
@@ -214,7 +243,7 @@ class LossesTest(parameterized.TestCase):
         np.testing.assert_array_equal(g, -np.eye(4)[labels])
         with self.assertRaisesRegex(TypeError, "labels must have an integer dtype"):
             ops.nll(lp, labels.astype(np.float32))
-        with self.assertRaisesRegex(ValueError, "labels must lie in"):
+        with self.assertRaisesRegex(ValueError, r"labels must hold class ids in \[0, 4\)"):
             ops.nll(lp, np.array([0, 4, 1]))
 
     def test_l2_loss(self):

@@ -13,10 +13,10 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-from vai_jax._validation import check_array, check_axis, is_concrete
+from vai_jax._validation import (check_array, check_axes, check_axis, check_labels,
+                                 check_number, invalid_labels)
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -71,11 +71,6 @@ def _logsumexp_kept_jvp(axis, primals, tangents):
     return _logsumexp_kept(x, axis), jnp.sum(p * t, axis=axis, keepdims=True)
 
 
-def _axes(axis, ndim):
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    return tuple(sorted(check_axis(a, ndim) for a in axes))
-
-
 def logsumexp(x, axis=-1, keepdims: bool = False, where=None):
     """``log Σ exp(x)`` over ``axis`` with the max-shift trick.
 
@@ -92,7 +87,7 @@ def logsumexp(x, axis=-1, keepdims: bool = False, where=None):
       to second order).
     """
     x, xc = _prepare(x, "x", where)
-    axes = _axes(axis, x.ndim)
+    axes = check_axes(axis, x.ndim)
     out = _logsumexp_kept(xc, axes)
     if not keepdims:
         out = jnp.squeeze(out, axis=axes)
@@ -106,7 +101,7 @@ def softmax(x, axis=-1, where=None):
     finite entry gives all zeros. Returns ``x``'s shape and dtype.
     """
     x, xc = _prepare(x, "x", where)
-    axes = _axes(axis, x.ndim)
+    axes = check_axes(axis, x.ndim)
     return _safe_softmax(xc, axes).astype(x.dtype)
 
 
@@ -117,18 +112,9 @@ def log_softmax(x, axis=-1, where=None):
     entries get exactly zero.
     """
     x, xc = _prepare(x, "x", where)
-    axes = _axes(axis, x.ndim)
+    axes = check_axes(axis, x.ndim)
     out = xc - _logsumexp_kept(xc, axes)
     return jnp.where(xc == -jnp.inf, -jnp.inf, out).astype(x.dtype)
-
-
-def _check_labels(labels, num_classes, name="labels"):
-    if is_concrete(labels) and labels.size:
-        values = np.asarray(labels)
-        lo, hi = int(values.min()), int(values.max())
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(
-                f"{name} must lie in [0, {num_classes}); got values in [{lo}, {hi}]")
 
 
 def cross_entropy(logits, labels, *, axis: int = -1, label_smoothing: float = 0.0):
@@ -147,12 +133,19 @@ def cross_entropy(logits, labels, *, axis: int = -1, label_smoothing: float = 0.
       respect to ``logits`` is ``softmax(logits) − target``. A ``-inf`` logit on a class with
       zero target weight contributes nothing: value and gradient stay finite (with label
       smoothing every class has positive weight, so such a logit makes the loss ``+inf``).
+
+    Raises:
+      ValueError: eager integer labels outside ``[0, C)``; shapes that do not match.
+      TypeError: ``label_smoothing`` not a real number, non-numeric labels.
+
+    Under ``jit`` an integer label outside ``[0, C)`` makes that example's loss NaN (its gradient
+    stays zero and finite): a train step over it is skipped and counted, never trained on.
     """
     logits = check_array(logits, "logits", kind="floating", min_ndim=1)
     axis = check_axis(axis, logits.ndim)
     num_classes = logits.shape[axis]
-    if not 0.0 <= float(label_smoothing) < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
+    check_number(label_smoothing, "label_smoothing", ge=0.0, lt=1.0)
+    bad = None
     labels = check_array(labels, "labels", kind="numeric")
     lsm = log_softmax(logits.astype(_compute_dtype(logits.dtype)), axis=axis)
     if jnp.issubdtype(labels.dtype, jnp.integer):
@@ -161,7 +154,8 @@ def cross_entropy(logits, labels, *, axis: int = -1, label_smoothing: float = 0.
             raise ValueError(
                 f"integer labels must have shape {want} (logits {tuple(logits.shape)} without "
                 f"axis {axis}); got {tuple(labels.shape)}")
-        _check_labels(labels, num_classes)
+        check_labels(labels, num_classes)
+        bad = invalid_labels(labels, num_classes)
         classes = lax.broadcasted_iota(jnp.int32, lsm.shape, axis)
         target = (classes == jnp.expand_dims(labels, axis)).astype(lsm.dtype)
     else:
@@ -173,6 +167,8 @@ def cross_entropy(logits, labels, *, axis: int = -1, label_smoothing: float = 0.
     if label_smoothing:
         target = (1.0 - label_smoothing) * target + label_smoothing / num_classes
     loss = -jnp.sum(jnp.where(target != 0, target * lsm, 0.0), axis=axis)
+    if bad is not None:
+        loss = jnp.where(bad, jnp.nan, loss)
     return loss.astype(logits.dtype)
 
 
@@ -184,7 +180,8 @@ def nll(log_probs, labels, *, axis: int = -1):
       labels: integer ``[...]`` in ``[0, C)``.
 
     Returns:
-      ``[...]`` in ``log_probs``' dtype; gradient ``−onehot(label)``.
+      ``[...]`` in ``log_probs``' dtype; gradient ``−onehot(label)``. Eager labels outside
+      ``[0, C)`` raise ValueError; under ``jit`` they give NaN (gradient zero).
     """
     log_probs = check_array(log_probs, "log_probs", kind="floating", min_ndim=1)
     axis = check_axis(axis, log_probs.ndim)
@@ -192,9 +189,11 @@ def nll(log_probs, labels, *, axis: int = -1):
     want = log_probs.shape[:axis] + log_probs.shape[axis + 1:]
     if tuple(labels.shape) != want:
         raise ValueError(f"labels must have shape {want}; got {tuple(labels.shape)}")
-    _check_labels(labels, log_probs.shape[axis])
-    picked = jnp.take_along_axis(log_probs, jnp.expand_dims(labels, axis), axis=axis)
-    return -jnp.squeeze(picked, axis)
+    check_labels(labels, log_probs.shape[axis])
+    bad = invalid_labels(labels, log_probs.shape[axis])
+    safe = jnp.where(bad, 0, labels)
+    picked = jnp.take_along_axis(log_probs, jnp.expand_dims(safe, axis), axis=axis)
+    return jnp.where(bad, jnp.nan, -jnp.squeeze(picked, axis)).astype(log_probs.dtype)
 
 
 def l2_loss(predictions, targets=None):
