@@ -1,12 +1,14 @@
 """Confusion matrix (jit, per-batch accumulation, sharded and pmap sums) and mIoU against a
-NumPy reference written differently; object-vs-background IoU by hand."""
+NumPy reference written differently; object-vs-background IoU by hand; boundaries, trimap band
+and boundary F-score against pixel loops and brute-force distances."""
 import jax
 import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from vai_jax.segmentation.metrics import (ConfusionMatrix, confusion_matrix, metrics_from_confusion,
-                                         object_iou)
+from vai_jax.segmentation.metrics import (ConfusionMatrix, boundary_counts, boundary_f_score,
+                                         confusion_matrix, label_boundaries, metrics_from_confusion,
+                                         object_iou, trimap_band, trimap_confusion_matrix)
 
 
 def _data(seed=0, n=8, k=5):
@@ -105,3 +107,91 @@ def test_object_iou_merges_the_object_classes():
     assert np.isnan(object_iou(np.diag([5, 0, 0])))
     with pytest.raises(ValueError, match="square"):
         object_iou(np.zeros((2, 3)))
+
+
+def _np_boundaries(labels):
+    """Pixel by pixel: a 4-neighbour inside the image with another label."""
+    *lead, h, w = labels.shape
+    out = np.zeros(labels.shape, bool)
+    for idx in np.ndindex(*lead):
+        for i in range(h):
+            for j in range(w):
+                for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                    y, x = i + di, j + dj
+                    if 0 <= y < h and 0 <= x < w and labels[idx + (y, x)] != labels[idx + (i, j)]:
+                        out[idx + (i, j)] = True
+    return out
+
+
+def _np_within(points, width):
+    """Chebyshev distance from every pixel to the nearest True pixel, brute force."""
+    *lead, h, w = points.shape
+    yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    out = np.zeros(points.shape, bool)
+    for idx in np.ndindex(*lead):
+        ys, xs = np.nonzero(points[idx])
+        if ys.size:
+            d = np.maximum(np.abs(yy[..., None] - ys), np.abs(xx[..., None] - xs)).min(-1)
+            out[idx] = d <= width
+    return out
+
+
+def test_boundaries_and_trimap_band_by_hand():
+    labels = np.zeros((5, 6), np.int32)
+    labels[:, 3:] = 2                              # one vertical edge between columns 2 and 3
+    b = np.asarray(label_boundaries(labels))
+    np.testing.assert_array_equal(b.any(0), [False, False, True, True, False, False])
+    assert b[:, 2].all() and b[:, 3].all()
+    band = np.asarray(trimap_band(labels, 1))
+    np.testing.assert_array_equal(band.all(0), [False, True, True, True, True, False])
+    assert not band[:, [0, 5]].any()
+    assert not np.asarray(trimap_band(np.ones((4, 4), np.int32), 3)).any()
+
+
+@pytest.mark.parametrize("width", [0, 1, 3])
+def test_trimap_band_vs_numpy(width):
+    labels, _ = _data(seed=3, n=3, k=3)
+    labels = np.repeat(np.repeat(labels, 2, axis=1), 2, axis=2)   # 12 x 14, blocky regions
+    np.testing.assert_array_equal(np.asarray(label_boundaries(labels)), _np_boundaries(labels))
+    band = jax.jit(trimap_band, static_argnums=1)(labels, width)
+    np.testing.assert_array_equal(np.asarray(band), _np_within(_np_boundaries(labels), width))
+
+
+def test_trimap_confusion_and_boundary_f_vs_numpy():
+    k, width, tol = 5, 1, 2
+    labels, preds = _data(seed=4, n=4, k=k)
+    labels = np.repeat(np.repeat(labels, 2, axis=1), 2, axis=2)
+    preds = np.repeat(np.repeat(preds, 2, axis=1), 2, axis=2)
+    band = _np_within(_np_boundaries(labels), width)
+    cm = np.asarray(trimap_confusion_matrix(labels, preds, k, width))
+    keep = band & (labels != 255)
+    assert cm.sum() == keep.sum() and np.trace(cm) == np.sum((labels == preds) & keep)
+    assert cm[1, 2] == np.sum(keep & (labels == 1) & (preds == 2))
+    valid = labels != 255
+    tb, pb = _np_boundaries(labels) & valid, _np_boundaries(preds) & valid
+    counts = jax.jit(boundary_counts, static_argnums=2)(labels, preds, tol)
+    assert int(counts["true"]) == tb.sum() and int(counts["pred"]) == pb.sum()
+    assert int(counts["matched_pred"]) == np.sum(pb & _np_within(tb, tol))
+    assert int(counts["matched_true"]) == np.sum(tb & _np_within(pb, tol))
+    f = boundary_f_score(counts)
+    p, r = np.sum(pb & _np_within(tb, tol)) / pb.sum(), np.sum(tb & _np_within(pb, tol)) / tb.sum()
+    assert f["precision"] == pytest.approx(p) and f["recall"] == pytest.approx(r)
+    assert f["f_score"] == pytest.approx(2 * p * r / (p + r))
+    same = boundary_f_score(boundary_counts(labels, labels, 0))
+    assert same == {"precision": 1.0, "recall": 1.0, "f_score": 1.0}
+
+
+def test_boundary_metrics_bad_inputs():
+    labels = np.zeros((2, 4, 4), np.int32)
+    with pytest.raises(ValueError, match="width must be an int >= 0"):
+        trimap_band(labels, -1)
+    with pytest.raises(ValueError, match="tolerance must be an int >= 0"):
+        boundary_counts(labels, labels, 1.5)
+    with pytest.raises(ValueError, match="labels must have rank >= 2"):
+        label_boundaries(np.zeros(4, np.int32))
+    with pytest.raises(TypeError, match="labels must have"):
+        label_boundaries(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="same shape"):
+        boundary_counts(labels, labels[:, :3], 1)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        trimap_confusion_matrix(labels + 7, labels, 5, 1)

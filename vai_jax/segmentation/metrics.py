@@ -1,5 +1,8 @@
 """Semantic segmentation metrics from a confusion matrix: pixel accuracy, mean class accuracy,
-per-class IoU, mean IoU, frequency-weighted IoU and the object-vs-background IoU.
+per-class IoU, mean IoU, frequency-weighted IoU and the object-vs-background IoU; and boundary
+metrics: the trimap band of width ``k`` around the true boundaries (accuracy and IoU counted in
+the band only, as in Kohli et al. 2009, Krähenbühl & Koltun 2011 and DeepLab) and the boundary
+F-score at a distance tolerance (Csurka et al. 2013).
 
 The confusion matrix ``cm[t, p]`` counts pixels of true class ``t`` predicted as ``p``; pixels
 labelled ``ignore_label`` are not counted. Matrices are additive, so a data set's matrix is the
@@ -113,3 +116,119 @@ def object_iou(cm) -> float:
         raise ValueError(f"cm must be a square [K, K] matrix with K >= 2; got shape {cm.shape}")
     tp, fp, fn = cm[1:, 1:].sum(), cm[0, 1:].sum(), cm[1:, 0].sum()
     return float(tp / (tp + fp + fn)) if tp + fp + fn else float("nan")
+
+
+def _check_width(width, name: str) -> int:
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 0:
+        raise ValueError(f"{name} must be an int >= 0 (pixels); got {width!r}")
+    return int(width)
+
+
+def label_boundaries(labels):
+    """Boundary pixels of a label map: those with a 4-neighbour (up, down, left, right, inside
+    the image) of a different label, on both sides of every label change.
+
+    Args:
+      labels: int ``[..., H, W]`` (the ignore label is a label like any other here: a pixel
+        next to a void band is a boundary pixel).
+
+    Returns:
+      bool ``[..., H, W]``. jit-able.
+
+    Raises:
+      ValueError: rank below 2. TypeError: non-integer labels.
+    """
+    labels = check_array(labels, "labels", min_ndim=2, kind="integer", shape_hint="[..., H, W]")
+    labels = jnp.asarray(labels)
+    dy = labels[..., 1:, :] != labels[..., :-1, :]   # between rows i and i + 1
+    dx = labels[..., :, 1:] != labels[..., :, :-1]   # between columns j and j + 1
+    pad = [(0, 0)] * (labels.ndim - 2)
+    out = jnp.pad(dy, pad + [(0, 1), (0, 0)]) | jnp.pad(dy, pad + [(1, 0), (0, 0)])
+    return out | jnp.pad(dx, pad + [(0, 0), (0, 1)]) | jnp.pad(dx, pad + [(0, 0), (1, 0)])
+
+
+def dilate(mask, width: int):
+    """Pixels within Chebyshev distance ``width`` of a ``True`` pixel of ``mask [..., H, W]``
+    (a ``(2·width + 1)²`` square max filter; the outside of the image is False). bool."""
+    mask = check_array(mask, "mask", min_ndim=2, kind="bool", shape_hint="[..., H, W]")
+    width = _check_width(width, "width")
+    if width == 0:
+        return jnp.asarray(mask)
+    w = 2 * width + 1
+    window = (1,) * (mask.ndim - 2) + (w, w)
+    return jax.lax.reduce_window(jnp.asarray(mask, jnp.int32), 0, jax.lax.max, window,
+                                 (1,) * mask.ndim, "SAME") > 0
+
+
+def trimap_band(labels, width: int):
+    """The trimap band: pixels within Chebyshev distance ``width`` of a boundary pixel of
+    ``labels`` (:func:`label_boundaries`), i.e. whose ``(2·width + 1)²`` window holds one.
+    ``width = 0`` is the boundary pixels themselves.
+
+    Args:
+      labels: int ``[..., H, W]`` true labels. width: band half-width in pixels, ``>= 0``.
+
+    Returns:
+      bool ``[..., H, W]``. jit-able (``width`` static).
+    """
+    return dilate(label_boundaries(labels), _check_width(width, "width"))
+
+
+def trimap_confusion_matrix(labels, predictions, num_classes: int, width: int, *,
+                            ignore_label: int | None = IGNORE_LABEL, mask=None):
+    """:func:`confusion_matrix` over the pixels of the trimap band of width ``width`` around the
+    true boundaries only (:func:`trimap_band` of ``labels [..., H, W]``): its pixel accuracy
+    and mIoU (:func:`metrics_from_confusion`) are the trimap accuracy / IoU of Krähenbühl &
+    Koltun (2011) and DeepLab. Ignored pixels inside the band are not counted. int32
+    ``[K, K]``."""
+    band = trimap_band(labels, width)
+    if mask is not None:
+        band = band & jnp.broadcast_to(jnp.asarray(mask).astype(bool), band.shape)
+    return confusion_matrix(labels, predictions, num_classes, ignore_label=ignore_label,
+                            mask=band)
+
+
+def boundary_counts(labels, predictions, tolerance: int, *,
+                    ignore_label: int | None = IGNORE_LABEL, mask=None):
+    """Counts of the boundary F-score (Csurka et al. 2013) of one batch, additive over batches.
+
+    The boundaries of the true and the predicted maps are :func:`label_boundaries`;
+    pixels labelled ``ignore_label`` take no part (neither boundary set holds them). A
+    predicted boundary pixel is matched when a true boundary pixel lies within Chebyshev
+    distance ``tolerance``, and vice versa.
+
+    Args:
+      labels, predictions: int ``[..., H, W]`` of the same shape.
+      tolerance: pixels, ``>= 0``.
+      ignore_label: label excluded (None: none). mask: optional, broadcastable to ``labels``.
+
+    Returns:
+      ``{"matched_pred", "pred", "matched_true", "true"}``: int32 scalars; precision is
+      ``matched_pred / pred``, recall ``matched_true / true`` (:func:`boundary_f_score`).
+    """
+    labels = check_array(labels, "labels", min_ndim=2, kind="integer", shape_hint="[..., H, W]")
+    predictions = check_array(predictions, "predictions", min_ndim=2, kind="integer",
+                              shape_hint="[..., H, W]")
+    if tuple(labels.shape) != tuple(predictions.shape):
+        raise ValueError(f"labels and predictions must have the same shape; got "
+                         f"{tuple(labels.shape)} and {tuple(predictions.shape)}")
+    tolerance = _check_width(tolerance, "tolerance")
+    keep = jnp.ones(labels.shape, bool) if ignore_label is None else labels != ignore_label
+    if mask is not None:
+        keep = keep & jnp.broadcast_to(jnp.asarray(mask).astype(bool), labels.shape)
+    true_b = label_boundaries(labels) & keep
+    pred_b = label_boundaries(predictions) & keep
+    count = lambda m: jnp.sum(m, dtype=jnp.int32)
+    return {"matched_pred": count(pred_b & dilate(true_b, tolerance)), "pred": count(pred_b),
+            "matched_true": count(true_b & dilate(pred_b, tolerance)), "true": count(true_b)}
+
+
+def boundary_f_score(counts) -> dict:
+    """``{"precision", "recall", "f_score"}`` (floats; NaN where undefined) from the summed
+    :func:`boundary_counts`."""
+    c = {k: float(np.asarray(jax.device_get(counts[k]))) for k in
+         ("matched_pred", "pred", "matched_true", "true")}
+    p = c["matched_pred"] / c["pred"] if c["pred"] else float("nan")
+    r = c["matched_true"] / c["true"] if c["true"] else float("nan")
+    f = 2 * p * r / (p + r) if p + r > 0 else (0.0 if p == p and r == r else float("nan"))
+    return {"precision": p, "recall": r, "f_score": f}
