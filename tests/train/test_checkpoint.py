@@ -7,6 +7,7 @@ import os
 import jax
 import numpy as np
 import pytest
+from flax import serialization
 
 from tests.train.train_testing_models import TinyBNNet
 from vai_jax.train.checkpoint import CheckpointManager, CorruptCheckpointError, restore_params
@@ -205,3 +206,21 @@ def test_delete_all(tmp_path):
     assert mgr.delete_all() == [1, 2] and mgr.all_steps() == []
     assert mgr.restore(_state()) is None
     mgr.close()
+
+
+def test_checkpoint_without_skip_causes_restores_them_as_zeros(tmp_path):
+    """A state saved before TrainState had skip_causes resumes with the counts at zero; the
+    skipped-step total and everything else come back from the checkpoint."""
+    old = _shifted(_state(), 2).replace(skip_causes=None,
+                                        skipped_steps=np.asarray(4, np.int32))
+    without_key = serialization.to_state_dict(old)
+    del without_key["skip_causes"]  # the layout of such checkpoints
+    for i, saved in enumerate((old, without_key)):
+        mgr = CheckpointManager(str(tmp_path / str(i)), save_every=1)
+        mgr.save(2, saved)
+        mgr.wait_until_finished()
+        restored, _, meta = mgr.restore(_state(seed=3))
+        assert meta["step"] == 2 and int(restored.skipped_steps) == 4
+        np.testing.assert_array_equal(restored.skip_causes, [0, 0, 0])
+        _equal(restored.params, old.params)
+        mgr.close()

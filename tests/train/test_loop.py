@@ -1,5 +1,6 @@
 """fit(): SIGTERM saves and stops, corrupt checkpoints stop the run unless restart=True, early
-stopping, plateau reductions, padded evaluation."""
+stopping, plateau reductions, padded evaluation, skipped steps reported by cause, bad arguments."""
+import logging
 import os
 import signal
 
@@ -13,6 +14,7 @@ from vai_jax.classification.metrics import topk_counts
 from vai_jax.classification.losses import softmax_cross_entropy
 from vai_jax.train.checkpoint import CheckpointManager, CorruptCheckpointError
 from vai_jax.train.loop import EarlyStopping, Plateau, evaluate, fit
+from vai_jax.train.metrics_writer import MetricsWriter, read_metrics
 from vai_jax.train.optim import make_optimizer, make_plateau, plateau_update
 from vai_jax.train.state import TrainState, init_variables
 from vai_jax.train.step import make_eval_step, make_train_step
@@ -156,3 +158,67 @@ def test_evaluate_pads_the_last_batch():
     logits = np.asarray(state.apply_fn(state.variables(), jnp.asarray(images), train=False)[0])
     assert out["count"] == 11
     assert out["top1"] == pytest.approx(np.mean(logits.argmax(1) == labels))
+
+
+class _BadLabelIter(_Iter):
+    """Batches 2 and 4 (0-based) hold the class id 3 with 3 classes."""
+
+    def __next__(self):
+        batch = super().__next__()
+        if self.pos - 1 in (2, 4):
+            batch["label"][0] = 3
+        return batch
+
+
+def test_fit_reports_skipped_steps_and_their_cause(tmp_path, caplog):
+    step = jax.jit(make_train_step(softmax_cross_entropy, num_classes=3))
+    writer = MetricsWriter(str(tmp_path), tensorboard=False)
+    with caplog.at_level(logging.WARNING, logger="vai_jax.train.loop"):
+        result = fit(_state(), train_step=step, train_iter=_BadLabelIter(), num_steps=6,
+                     batch_size=8, writer=writer, log_every=3, progress=False)
+    assert result.step == 6 and result.skipped_steps == 2
+    assert result.skip_causes == {"invalid_labels": 2}
+    assert any("2 of 6 train steps were skipped" in r.getMessage()
+               and "invalid_labels: 2" in r.getMessage() for r in caplog.records)
+    record = [r for r in read_metrics(writer.path) if r["split"] == "skipped"]
+    assert record == [{"step": 6, "split": "skipped", "skipped_steps": 2.0,
+                       "skipped_invalid_labels": 2.0, "skipped_nonfinite_loss": 0.0,
+                       "skipped_nonfinite_gradients": 0.0}]
+    writer.close()
+    clean = fit(_state(), train_step=step, train_iter=_Iter(), num_steps=2, batch_size=8,
+                progress=False)
+    assert clean.skipped_steps == 0 and clean.skip_causes == {}
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"num_steps": -1}, ValueError, "num_steps must be an int >= 0; got -1"),
+    ({"num_steps": 2.5}, TypeError, "num_steps must be an int; got float"),
+    ({"batch_size": "8"}, TypeError, "batch_size must be an int; got str"),
+    ({"batch_size": 0}, ValueError, "batch_size must be an int >= 1; got 0"),
+    ({"log_every": 0}, ValueError, "log_every must be an int >= 1; got 0"),
+    ({"eval_every": -2}, ValueError, "eval_every must be an int >= 0; got -2"),
+    ({"train_step": None}, TypeError, "train_step must be callable"),
+    ({"eval_fn": "top1"}, TypeError, "eval_fn must be callable"),
+    ({"train_iter": [1, 2]}, TypeError, "train_iter must be an iterator with __next__; list "
+                                        "lacks __next__"),
+    ({"restart": "yes"}, TypeError, "restart must be a bool"),
+])
+def test_fit_rejects_bad_arguments(kwargs, error, match):
+    args = dict(train_step=_STEP, train_iter=_Iter(), num_steps=1, batch_size=8,
+                progress=False)
+    with pytest.raises(error, match=match):
+        fit(_state(), **{**args, **kwargs})
+
+
+def test_evaluate_reports_invalid_labels(caplog):
+    state = _state()
+    ev = jax.jit(make_eval_step(lambda out, b, m: topk_counts(out[0], b["label"], (1,), m),
+                                num_classes=3))
+    good, bad = next(_Iter()), next(_Iter())
+    bad["label"][1] = -4
+    with caplog.at_level(logging.WARNING, logger="vai_jax.train.loop"):
+        out = evaluate(ev, state, [good, bad], batch_size=8)
+    assert out["invalid_labels"] == 1 and np.isnan(out["top1"])
+    assert any("1 class id(s) outside" in r.getMessage() for r in caplog.records)
+    with pytest.raises(TypeError, match="batch_size must be an int; got float"):
+        evaluate(ev, state, [good], batch_size=8.0)

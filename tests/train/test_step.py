@@ -114,6 +114,7 @@ def test_nan_batch_is_skipped_and_counted():
     state, metrics = step(state, bad)
     assert float(metrics["finite"]) == 0.0 and int(state.skipped_steps) == 1
     assert int(state.step) == 2
+    np.testing.assert_array_equal(state.skip_causes, [0, 1, 0])  # non-finite loss
     for name in ("params", "opt_state", "batch_stats", "ema_params"):
         for a, b in zip(jax.tree.leaves(getattr(before, name)),
                         jax.tree.leaves(getattr(state, name))):
@@ -133,6 +134,7 @@ def test_float16_dynamic_loss_scale_backs_off_on_overflow():
     before = _np(state.params)
     state, m = step(state, huge)
     assert float(m["finite"]) == 0.0 and float(state.loss_scale.scale) == 2.0**14
+    assert int(np.asarray(state.skip_causes)[0]) == 0 and int(state.skipped_steps) == 1
     jax.tree.map(np.testing.assert_array_equal, _np(state.params), before)
     for i in range(2):
         state, m = step(state, _batch(1 + i))
@@ -192,3 +194,73 @@ def test_eval_step_counts_with_mask():
     top2 = (order[:10, :2] == batch["label"][:10, None]).any(1)
     assert float(sums["count"]) == 10
     assert float(sums["top1_correct"]) == top1.sum() and float(sums["top2_correct"]) == top2.sum()
+
+
+def _unchanged_but_counters(before, after):
+    for name in ("params", "opt_state", "batch_stats"):
+        for a, b in zip(jax.tree.leaves(getattr(before, name)),
+                        jax.tree.leaves(getattr(after, name))):
+            np.testing.assert_array_equal(np.asarray(b), a)
+
+
+def test_invalid_labels_make_the_loss_nan_and_skip_the_step():
+    """A class id outside [0, C) is never trained on: with num_classes the step sees it (loss
+    NaN, cause invalid_labels); the ignore label and masked-out examples are not counted;
+    without num_classes the loss function's own NaN skips the step (cause nonfinite_loss)."""
+    def masked_ce(outputs, batch):  # padded examples' labels do not reach the loss
+        return softmax_cross_entropy(outputs, {"label": jnp.where(batch["mask"] > 0,
+                                                                  batch["label"], 0)})
+
+    step = jax.jit(make_train_step(masked_ce, num_classes=C, ignore_label=-1))
+    state = _state(TinyMLP())
+    before = _np(state)
+    for bad_label in (C, -2):
+        bad = dict(_batch(1), mask=np.ones(B, np.float32))
+        bad["label"][5] = bad_label
+        state, m = step(state, bad)
+        assert np.isnan(float(m["loss"])) and float(m["finite"]) == 0.0
+    _unchanged_but_counters(before, state)
+    np.testing.assert_array_equal(state.skip_causes, [2, 0, 0])
+    assert int(state.skipped_steps) == 2 and int(state.step) == 2
+    # A padded (mask 0) example's label is not checked.
+    padded = dict(_batch(2), mask=(np.arange(B) > 0).astype(np.float32))
+    padded["label"][0] = C + 5
+    state, m = step(state, padded)
+    assert float(m["finite"]) == 1.0 and np.isfinite(float(m["loss"]))
+    # Without num_classes, cross-entropy's NaN for the bad id skips the step all the same.
+    plain = jax.jit(make_train_step(softmax_cross_entropy))
+    bad = _batch(3)
+    bad["label"][0] = C
+    before = _np(state)
+    state, m = plain(state, bad)
+    assert float(m["finite"]) == 0.0
+    _unchanged_but_counters(before, state)
+    np.testing.assert_array_equal(state.skip_causes, [2, 1, 0])
+
+
+def test_eval_step_with_invalid_labels_gives_nan_sums_and_their_count():
+    state = _state(TinyMLP())
+    sums_fn = lambda out, batch, mask: topk_counts(out[0], batch["label"], (1,), mask)
+    ev = jax.jit(make_eval_step(sums_fn, num_classes=C))
+    good = ev(state, _batch(4))
+    assert float(good["invalid_labels"]) == 0 and float(good["count"]) == B
+    bad = _batch(4)
+    bad["label"][[2, 7]] = [C, -1]
+    sums = ev(state, bad)
+    assert float(sums["invalid_labels"]) == 2
+    assert np.isnan(float(sums["count"])) and np.isnan(float(sums["top1_correct"]))
+
+
+def test_step_arguments_are_checked():
+    with pytest.raises(TypeError, match="num_classes must be an int; got float"):
+        make_train_step(softmax_cross_entropy, num_classes=3.0)
+    with pytest.raises(ValueError, match="num_classes must be an int >= 1; got 0"):
+        make_eval_step(lambda o, b, m: {}, num_classes=0)
+    with pytest.raises(TypeError, match="label_key must be a str"):
+        make_train_step(softmax_cross_entropy, num_classes=3, label_key=0)
+    with pytest.raises(ValueError, match=r"ema_decay must be a finite number >= 0.0 and <= 1.0"):
+        make_train_step(softmax_cross_entropy, ema_decay=1.5)
+    step = jax.jit(make_train_step(softmax_cross_entropy, num_classes=C, label_key="classes"))
+    with pytest.raises(KeyError, match=r"checks batch\['classes'\] but the batch has keys "
+                                       r"\['image', 'label'\]"):
+        step(_state(TinyMLP()), _batch(0))

@@ -72,6 +72,25 @@ def check_compatible(saved_shapes: dict, target_shapes: dict, *, step: int) -> N
                 f"{saved_shapes[name]} in the checkpoint but {target_shapes[name]} in the model")
 
 
+# Top-level TrainState fields added after checkpoints were first written: a checkpoint without
+# one restores it from the template (e.g. skip_causes as zeros) instead of failing.
+LATER_FIELDS = ("skip_causes",)
+
+
+def _split_later_fields(template: dict, saved, saved_shapes: dict) -> tuple[dict, dict]:
+    """``(restore target, {field: template value})`` for the LATER_FIELDS that the checkpoint
+    holds no array of: left out of the target (or ``None`` where the checkpoint has the key
+    with no value) and taken from the template after restoring."""
+    absent = {k: template[k] for k in LATER_FIELDS
+              if isinstance(template, dict) and k in template and template[k] is not None
+              and not any(name == k or name.startswith(k + "/") for name in saved_shapes)}
+    target = {k: v for k, v in template.items() if k not in absent}
+    for k in absent:
+        if hasattr(saved, "keys") and k in saved.keys():
+            target[k] = None
+    return target, absent
+
+
 class CorruptCheckpointError(RuntimeError):
     """A checkpoint directory holds checkpoints but the requested one, or every one, is
     unreadable or fails its checksums."""
@@ -321,12 +340,13 @@ class CheckpointManager:
             except Exception as err:  # noqa: BLE001 - any unreadable checkpoint falls back
                 failures.append(_report(self.directory, candidate, err, step is None))
                 continue
-            check_compatible(saved_shapes, _shapes(template), step=candidate)
+            target, absent = _split_later_fields(template, saved, saved_shapes)
+            check_compatible(saved_shapes, _shapes(target), step=candidate)
             saved_dtypes = {_path_str(p): getattr(v, "dtype", None)
                             for p, v in jax.tree_util.tree_flatten_with_path(saved)[0]}
             try:
                 out = self._manager.restore(candidate, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(_abstract(template, saved_dtypes)),
+                    state=ocp.args.StandardRestore(_abstract(target, saved_dtypes)),
                     meta=ocp.args.JsonRestore()))
                 meta = dict(out["meta"])
                 problem = _verify(out["state"], meta)
@@ -336,8 +356,8 @@ class CheckpointManager:
                     logger.warning("checkpoint at step %d in %s has no checksums (saved before "
                                    "they were recorded); restored without verification",
                                    candidate, self.directory)
-                restored = serialization.from_state_dict(state, _cast_like(out["state"],
-                                                                           template))
+                restored = serialization.from_state_dict(
+                    state, {**_cast_like(out["state"], target), **absent})
             except Exception as err:  # noqa: BLE001
                 failures.append(_report(self.directory, candidate, err, step is None))
                 continue

@@ -6,7 +6,10 @@ resumes from the newest intact checkpoint (state, rngs, data position, loop book
 stops with an error when the checkpoint directory holds checkpoints but none is intact
 (``restart=True`` deletes them and trains from step 0 instead), shows
 a tqdm bar (step, loss, images/s, ETA), writes metrics, evaluates periodically, saves every
-``save_every`` steps, at the end, and when SIGTERM/SIGINT arrives (then returns early).
+``save_every`` steps, at the end, and when SIGTERM/SIGINT arrives (then returns early). At the
+end it reports the steps the train step skipped (not applied: invalid labels, non-finite loss or
+gradients) with their causes: a warning, a ``"skipped"`` record of the metrics writer and
+:attr:`FitResult.skip_causes`.
 """
 from __future__ import annotations
 
@@ -21,9 +24,11 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from vai_jax._validation import check_int
 from vai_jax.train.checkpoint import CheckpointManager, CorruptCheckpointError
 from vai_jax.train.metrics_writer import MetricsWriter
 from vai_jax.train.optim import plateau_update
+from vai_jax.train.state import SKIP_CAUSES
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +78,33 @@ class Plateau:
 
 @dataclasses.dataclass
 class FitResult:
+    """What :func:`fit` returns.
+
+    ``skipped_steps`` counts the steps of the whole run (from step 0, across resumptions) whose
+    update was not applied; ``skip_causes`` splits them by cause (the keys of
+    :data:`vai_jax.train.state.SKIP_CAUSES`, or ``{"unknown": n}`` for a state without
+    ``skip_causes``).
+    """
+
     state: object
     step: int
     stopped_by: str  # "completed" | "early_stopping" | "signal"
     last_eval: dict
     images_per_sec: float
     train_seconds: float
+    skipped_steps: int = 0
+    skip_causes: dict = dataclasses.field(default_factory=dict)
+
+
+def skip_summary(state) -> tuple[int, dict]:
+    """``(skipped_steps, {cause: count})`` of a train state (read from the devices); causes
+    with a zero count are left out."""
+    total = int(jax.device_get(state.skipped_steps))
+    causes = getattr(state, "skip_causes", None)
+    if causes is None:
+        return total, ({"unknown": total} if total else {})
+    counts = np.asarray(jax.device_get(causes)).reshape(-1)
+    return total, {name: int(n) for name, n in zip(SKIP_CAUSES, counts) if n}
 
 
 class _SignalFlag:
@@ -108,8 +134,11 @@ def evaluate(eval_step: Callable, state, batches: Iterable[dict], *, batch_size:
 
     A last batch smaller than ``batch_size`` is padded (mask 0) to keep shapes static.
     ``eval_step`` returns sums including ``"count"``; each other sum ``name`` (suffix
-    ``_correct``/``_sum`` removed) is divided by the total count.
+    ``_correct``/``_sum`` removed) is divided by the total count, except ``"invalid_labels"``
+    (:func:`vai_jax.train.step.make_eval_step` with ``num_classes``), returned as a total and
+    logged as a warning when not 0 (the metrics are then NaN).
     """
+    batch_size = check_int(batch_size, "batch_size", ge=1)
     totals: dict = {}
     for batch in batches:
         n = len(next(iter(batch.values())))
@@ -123,6 +152,7 @@ def evaluate(eval_step: Callable, state, batches: Iterable[dict], *, batch_size:
         for k, v in sums.items():
             totals[k] = totals.get(k, 0.0) + float(v)
     count = totals.pop("count", 0.0)
+    invalid = totals.pop("invalid_labels", None)
     if not count:
         raise ValueError("evaluation saw no examples")
     out = {}
@@ -131,6 +161,11 @@ def evaluate(eval_step: Callable, state, batches: Iterable[dict], *, batch_size:
             k = k.removesuffix(suffix)
         out[k] = v / count
     out["count"] = count
+    if invalid is not None:
+        out["invalid_labels"] = invalid
+        if invalid:
+            logger.warning("evaluation saw %d class id(s) outside [0, num_classes); the metrics "
+                           "of their batches are NaN", int(invalid))
     return out
 
 
@@ -164,13 +199,37 @@ def fit(state, *, train_step: Callable, train_iter, num_steps: int, batch_size: 
         By default the run resumes from the newest intact checkpoint.
 
     Returns:
-      :class:`FitResult`.
+      :class:`FitResult`. Steps the train step skipped (see
+      :func:`vai_jax.train.step.make_train_step`) are reported at the end: a warning naming
+      the count per cause, a ``split="skipped"`` record of ``writer`` (``skipped_steps`` and
+      ``skipped_<cause>`` for every cause) and ``FitResult.skipped_steps`` /
+      ``FitResult.skip_causes``.
 
     Raises:
       CorruptCheckpointError: ``restart`` is False and the checkpoint directory holds
         checkpoints of which none is intact (unreadable or failing its checksums).
-      ValueError: ``restart=True`` without ``checkpoints``.
+      ValueError: ``restart=True`` without ``checkpoints``; a negative ``num_steps`` or
+        ``eval_every``, ``batch_size`` or ``log_every`` below 1. TypeError: a non-integer count,
+        a ``train_step`` / ``eval_fn`` that is not callable, a ``train_iter`` without
+        ``__next__`` (or, with ``checkpoints``, without ``get_state`` / ``set_state``).
     """
+    num_steps = check_int(num_steps, "num_steps", ge=0)
+    batch_size = check_int(batch_size, "batch_size", ge=1)
+    log_every = check_int(log_every, "log_every", ge=1)
+    eval_every = check_int(eval_every, "eval_every", ge=0)
+    if not callable(train_step):
+        raise TypeError(f"train_step must be callable (state, batch) -> (state, metrics); got "
+                        f"{type(train_step).__name__}")
+    if eval_fn is not None and not callable(eval_fn):
+        raise TypeError(f"eval_fn must be callable state -> dict or None; got "
+                        f"{type(eval_fn).__name__}")
+    needs = ("__next__",) + (("get_state", "set_state") if checkpoints is not None else ())
+    missing = [m for m in needs if not hasattr(train_iter, m)]
+    if missing:
+        raise TypeError(f"train_iter must be an iterator with {', '.join(needs)}; "
+                        f"{type(train_iter).__name__} lacks {', '.join(missing)}")
+    if not isinstance(restart, bool):
+        raise TypeError(f"restart must be a bool; got {restart!r}")
     start = 0
     if restart and checkpoints is None:
         raise ValueError("restart=True deletes existing checkpoints and needs checkpoints=; "
@@ -286,6 +345,7 @@ def fit(state, *, train_step: Callable, train_iter, num_steps: int, batch_size: 
                                  metrics=last_eval if last_eval else None, extra=extra_state())
         if checkpoints is not None:
             checkpoints.wait_until_finished()
+        skipped, causes = _report_skipped(state, step, writer)
         if writer is not None:
             writer.flush()
     # The first interval includes compilation; leave it out of the rate when there are others.
@@ -293,4 +353,22 @@ def fit(state, *, train_step: Callable, train_iter, num_steps: int, batch_size: 
     n_images, seconds = sum(i for i, _ in steady), sum(t for _, t in steady)
     return FitResult(state=state, step=step, stopped_by=stopped_by, last_eval=last_eval,
                      images_per_sec=n_images / seconds if seconds else float("nan"),
-                     train_seconds=sum(t for _, t in intervals))
+                     train_seconds=sum(t for _, t in intervals), skipped_steps=skipped,
+                     skip_causes=causes)
+
+
+def _report_skipped(state, step: int, writer: MetricsWriter | None) -> tuple[int, dict]:
+    """Warn about the run's skipped steps by cause and record them with ``writer``."""
+    skipped, causes = skip_summary(state)
+    if writer is not None:
+        record = {"skipped_steps": skipped}
+        names = SKIP_CAUSES if getattr(state, "skip_causes", None) is not None else ("unknown",)
+        record.update({f"skipped_{c}": causes.get(c, 0) for c in names})
+        writer.write(step, record, split="skipped")
+    if skipped:
+        text = ", ".join(f"{c}: {n}" for c, n in causes.items())
+        message = (f"{skipped} of {step} train steps were skipped (update not applied) — "
+                   f"{text}")
+        logger.warning(message)
+        tqdm.write(message)
+    return skipped, causes

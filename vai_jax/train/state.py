@@ -3,7 +3,7 @@
 Modelled on Flax ``examples/imagenet``'s ``TrainState`` subclass carrying ``batch_stats``, plus
 what a resumable, robust run needs: the base rng (per-step randomness is
 ``fold_in(rng, step)``), an optional exponential moving average of the parameters, the float16
-loss scale, the reduce-on-plateau state and the count of skipped (non-finite) steps.
+loss scale, the reduce-on-plateau state and the count of skipped steps, by cause.
 """
 from __future__ import annotations
 
@@ -16,6 +16,15 @@ from flax import struct
 
 from vai_jax.train.precision import DynamicLossScale
 
+# Why a train step was skipped (its update not applied), in the order of
+# ``TrainState.skip_causes``; the first that applies is counted:
+#  invalid_labels: the batch held a class id outside [0, num_classes) other than the ignore
+#    label (make_train_step(num_classes=...) checks it inside jit);
+#  nonfinite_loss: the loss was NaN/inf (NaN inputs or outputs, a target the loss function
+#    turns into NaN such as an out-of-range label of cross_entropy, divergence);
+#  nonfinite_gradients: the loss was finite but a gradient was not (float16 overflow).
+SKIP_CAUSES = ("invalid_labels", "nonfinite_loss", "nonfinite_gradients")
+
 
 class TrainState(struct.PyTreeNode):
     """Training state.
@@ -26,7 +35,10 @@ class TrainState(struct.PyTreeNode):
       batch_stats: the ``"batch_stats"`` collection, or ``{}`` for models without BatchNorm.
       opt_state: the optax optimiser state of ``tx``.
       rng: uint32 ``[2]`` raw PRNG key; step ``s`` uses ``fold_in(rng, s)``.
-      skipped_steps: int32 ``[]``, steps whose gradients were not finite and were not applied.
+      skipped_steps: int32 ``[]``, steps that were not applied (see ``skip_causes``).
+      skip_causes: int32 ``[len(SKIP_CAUSES)]``, the skipped steps by cause, in the order of
+        :data:`SKIP_CAUSES` (``None`` in states built without it; restored as zeros from
+        checkpoints written before it existed).
       ema_params: moving average of ``params`` or ``None``.
       loss_scale: :class:`DynamicLossScale` (float16 training) or ``None``.
       plateau_state: state of ``optax.contrib.reduce_on_plateau`` (its ``scale`` multiplies
@@ -41,6 +53,7 @@ class TrainState(struct.PyTreeNode):
     opt_state: Any
     rng: jax.Array
     skipped_steps: jax.Array
+    skip_causes: jax.Array | None = None
     ema_params: Any = None
     loss_scale: DynamicLossScale | None = None
     plateau_state: Any = None
@@ -76,6 +89,7 @@ class TrainState(struct.PyTreeNode):
             opt_state=tx.init(params),
             rng=rng,
             skipped_steps=jnp.zeros((), jnp.int32),
+            skip_causes=jnp.zeros((len(SKIP_CAUSES),), jnp.int32),
             ema_params=jax.tree.map(jnp.copy, params) if ema else None,
             loss_scale=loss_scale,
             plateau_state=None if plateau is None else plateau.init(params),
