@@ -97,6 +97,40 @@ def test_mask_and_bad_input():
         confusion_matrix(bad, preds, 5)
     with pytest.raises(ValueError, match="square"):
         metrics_from_confusion(np.zeros((2, 3)))
+    bad_pred = preds.copy()
+    bad_pred[1, 2, 3] = 5
+    with pytest.raises(ValueError, match=r"predictions must hold class ids in \[0, 5\); found 1 "
+                                         r"outside, the first at index \(1, 2, 3\), values \[5\]"):
+        confusion_matrix(labels, bad_pred, 5)
+    with pytest.raises(TypeError, match="num_classes must be an int; got float"):
+        confusion_matrix(labels, preds, 5.0)
+    with pytest.raises(ValueError, match=r"mask must broadcast to labels' shape \(4, 6, 7\)"):
+        confusion_matrix(labels, preds, 5, mask=np.ones((3,), bool))
+
+
+def test_out_of_range_values_under_jit_poison_the_matrix():
+    """Under jit a label or prediction outside [0, K) (not ignored, not masked out) is not
+    dropped: the matrix becomes all -1 and the host-side consumers refuse it."""
+    labels, preds = _data(4, n=4)
+    cm_fn = jax.jit(lambda y, p, m: confusion_matrix(y, p, 5, mask=m))
+    keep = np.ones((4, 1, 1), bool)
+    good = np.asarray(cm_fn(labels, preds, keep))
+    assert good.min() >= 0 and good.sum() == np.sum(labels != 255)
+    for name, index, value in (("pred", (0, 1, 1), 5), ("pred", (2, 0, 0), -1),
+                               ("label", (3, 5, 6), 6)):
+        y, p = labels.copy(), preds.copy()
+        y[index] = 0 if name == "pred" else value
+        if name == "pred":
+            p[index] = value
+        cm = np.asarray(cm_fn(y, p, keep))
+        np.testing.assert_array_equal(cm, np.full((5, 5), -1))
+        masked = keep.copy()
+        masked[index[0]] = False  # the same value in a padded example is not counted
+        assert np.asarray(cm_fn(y, p, masked)).min() >= 0
+    acc = ConfusionMatrix(5).update(good)
+    for consumer in (acc.update, metrics_from_confusion, object_iou):
+        with pytest.raises(ValueError, match="cm holds negative counts"):
+            consumer(cm)
 
 
 def test_object_iou_merges_the_object_classes():

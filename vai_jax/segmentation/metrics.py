@@ -9,6 +9,11 @@ labelled ``ignore_label`` are not counted. Matrices are additive, so a data set'
 sum over batches (:class:`ConfusionMatrix` on the host) and over devices: under ``jax.jit``
 with the batch sharded over a mesh, :func:`confusion_matrix` already returns the global sum
 (XLA reduces across shards); under ``pmap`` pass ``axis_name`` to ``psum`` it.
+
+Labels (other than ``ignore_label``) and predictions outside ``[0, K)`` raise ValueError on eager
+calls. Under ``jit`` they cannot, and are never dropped silently: a counted pixel with such a
+value makes the whole matrix ``-1`` (:data:`INVALID`), which :class:`ConfusionMatrix`,
+:func:`metrics_from_confusion` and :func:`object_iou` refuse with an error.
 """
 from __future__ import annotations
 
@@ -16,8 +21,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_int, check_labels, invalid_labels
 from vai_jax.segmentation.losses import IGNORE_LABEL, check_segmentation_labels
+
+# Every entry of a confusion matrix computed under jit from a batch with a label or prediction
+# outside [0, K): the batch cannot be counted, and the matrix says so.
+INVALID = -1
+
+
+def _check_cm(cm, name: str = "cm") -> np.ndarray:
+    """A concrete ``[K, K]`` matrix of counts as float64; ValueError naming a poisoned one."""
+    cm = np.asarray(jax.device_get(cm))
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"{name} must be a square [K, K] matrix; got shape {cm.shape}")
+    if np.any(cm < 0):
+        raise ValueError(f"{name} holds negative counts: confusion_matrix marks a batch with a "
+                         f"label or prediction outside [0, K) under jit by filling its matrix "
+                         f"with {INVALID}; fix the labels / predictions of that batch")
+    return cm.astype(np.float64)
 
 
 def confusion_matrix(labels, predictions, num_classes: int, *,
@@ -36,28 +57,43 @@ def confusion_matrix(labels, predictions, num_classes: int, *,
       axis_name: ``pmap`` axis to sum the matrix over.
 
     Returns:
-      int32 ``[K, K]``, rows = true class, columns = prediction.
+      int32 ``[K, K]``, rows = true class, columns = prediction. Under ``jit``, all
+      :data:`INVALID` (-1) when a counted pixel (not ``ignore_label``, inside ``mask``) has a
+      label or prediction outside ``[0, K)`` (on any device, with ``axis_name``).
 
     Raises:
       ValueError: shapes differ; concrete labels outside the range (other than
-      ``ignore_label``).
+      ``ignore_label``) or predictions outside ``[0, K)``; ``num_classes`` < 1; ``mask`` that
+      does not broadcast. TypeError: non-integer labels, predictions or ``num_classes``.
     """
     labels = check_array(labels, "labels", kind="integer")
     predictions = check_array(predictions, "predictions", kind="integer")
+    k = check_int(num_classes, "num_classes", ge=1)
     if tuple(labels.shape) != tuple(predictions.shape):
         raise ValueError(f"labels and predictions must have the same shape; got "
                          f"{tuple(labels.shape)} and {tuple(predictions.shape)}")
-    check_segmentation_labels(labels, num_classes, ignore_label=ignore_label)
-    k = int(num_classes)
-    valid = (labels >= 0) & (labels < k) & (predictions >= 0) & (predictions < k)
+    check_segmentation_labels(labels, k, ignore_label=ignore_label)
+    check_labels(predictions, k, "predictions")
+    counted = jnp.ones(labels.shape, bool)
+    if ignore_label is not None:
+        counted = labels != ignore_label
     if mask is not None:
-        valid = valid & jnp.broadcast_to(jnp.asarray(mask).astype(bool), labels.shape)
+        mask = jnp.asarray(mask)
+        try:
+            counted = counted & jnp.broadcast_to(mask.astype(bool), labels.shape)
+        except ValueError:
+            raise ValueError(f"mask must broadcast to labels' shape {tuple(labels.shape)}; got "
+                             f"{tuple(mask.shape)}") from None
+    bad = counted & (invalid_labels(labels, k) | invalid_labels(predictions, k))
+    valid = counted & ~bad
     index = jnp.where(valid, labels * k + predictions, 0).astype(jnp.int32)
     cm = jnp.bincount(index.reshape(-1), weights=valid.reshape(-1).astype(jnp.int32),
                       length=k * k).astype(jnp.int32).reshape(k, k)
+    poisoned = jnp.any(bad)
     if axis_name is not None:
         cm = jax.lax.psum(cm, axis_name)
-    return cm
+        poisoned = jax.lax.psum(poisoned.astype(jnp.int32), axis_name) > 0
+    return jnp.where(poisoned, INVALID, cm).astype(jnp.int32)
 
 
 def metrics_from_confusion(cm) -> dict:
@@ -67,10 +103,9 @@ def metrics_from_confusion(cm) -> dict:
     present in the labels of ``cm[c, c] / row_c``), ``iou`` ``[K]`` (``cm[c, c] / (row_c + col_c −
     cm[c, c])``, NaN for a class absent from both labels and predictions), ``miou`` (NaN-ignoring
     mean of ``iou``), ``fwiou`` (IoU weighted by label frequency). Empty matrix → NaNs.
+    ValueError for a non-square matrix or negative counts (see :data:`INVALID`).
     """
-    cm = np.asarray(cm, np.float64)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"cm must be a square [K, K] matrix; got shape {cm.shape}")
+    cm = _check_cm(cm)
     tp = np.diag(cm)
     rows, cols = cm.sum(1), cm.sum(0)
     total = cm.sum()
@@ -92,13 +127,14 @@ class ConfusionMatrix:
     ``result()`` returns :func:`metrics_from_confusion` of the sum."""
 
     def __init__(self, num_classes: int):
-        self.num_classes = int(num_classes)
+        self.num_classes = check_int(num_classes, "num_classes", ge=1)
         self.matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
 
     def update(self, cm) -> "ConfusionMatrix":
         cm = np.asarray(jax.device_get(cm))
         if cm.shape != self.matrix.shape:
             raise ValueError(f"cm must have shape {self.matrix.shape}; got {cm.shape}")
+        _check_cm(cm)
         self.matrix += cm.astype(np.int64)
         return self
 
@@ -111,8 +147,8 @@ def object_iou(cm) -> float:
     confusion matrix ``[K, K]``: how well the masks separate objects from background, whatever
     class they give them (a confusion between object classes costs mIoU but not this). NaN
     when no pixel is object in either the labels or the predictions."""
-    cm = np.asarray(cm, np.float64)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] < 2:
+    cm = _check_cm(cm)
+    if cm.shape[0] < 2:
         raise ValueError(f"cm must be a square [K, K] matrix with K >= 2; got shape {cm.shape}")
     tp, fp, fn = cm[1:, 1:].sum(), cm[0, 1:].sum(), cm[1:, 0].sum()
     return float(tp / (tp + fp + fn)) if tp + fp + fn else float("nan")
