@@ -1,5 +1,5 @@
-"""ChainCRF, ConditionalNeuralField and DenseCRF modules: parameters, agreement with the ops,
-and end-to-end maximum-likelihood training."""
+"""ChainCRF, ConditionalNeuralField, DenseCRF and CRFAsRNN modules: parameters, agreement with
+the ops, and end-to-end training."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from vai_jax.nn.crf import ChainCRF, ConditionalNeuralField, DenseCRF
+from vai_jax.nn.crf import ChainCRF, ConditionalNeuralField, CRFAsRNN, DenseCRF
 from vai_jax.ops import crf as chain_ops
 from vai_jax.ops.dense_crf import dense_crf
 
@@ -150,3 +150,50 @@ def test_dense_crf_module():
     grads = jax.grad(loss)(p)
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
     assert float(jnp.abs(grads["compatibility"]).max()) > 0
+
+
+class _TinySegmenter(nn.Module):
+    """One 3x3 convolution to class logits, returned as ``{"out"}`` like the segmenters."""
+
+    num_classes: int = 3
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        return {"out": nn.Conv(self.num_classes, (3, 3), name="conv")(x)}
+
+
+def test_crf_as_rnn_refines_the_network_and_trains_both():
+    rng = np.random.default_rng(5)
+    u8 = rng.uniform(0, 255, (2, 6, 5, 3)).astype(np.float32)
+    x = (u8 / 255.0 - 0.5) / 0.25
+    crf = DenseCRF(iterations=2, spatial_sigma=1.0, bilateral_sigmas=(3.0, 40.0))
+    model = CRFAsRNN(_TinySegmenter(), crf, image_mean=127.5, image_std=63.75)
+    variables = model.init(jax.random.key(0), x, train=False)
+    assert set(variables["params"]) == {"network", "crf"}
+    out = model.apply(variables, x, train=False)
+    unary = _TinySegmenter().apply({"params": variables["params"]["network"]}, x,
+                                   train=False)["out"]
+    np.testing.assert_allclose(out["unary"], unary, rtol=1e-6)
+    np.testing.assert_allclose(out["out"], dense_crf(unary, u8, iterations=2, spatial_sigma=1.0,
+                                                     bilateral_sigmas=(3.0, 40.0)),
+                               rtol=2e-5, atol=2e-5)
+    labels = rng.integers(0, 3, (2, 6, 5))
+
+    def loss(params):
+        z = model.apply({"params": params}, x, train=True)["out"]
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), labels[..., None], -1))
+
+    grads = jax.grad(loss)(variables["params"])
+    assert float(jnp.abs(grads["network"]["conv"]["kernel"]).max()) > 0
+    assert float(jnp.abs(grads["crf"]["bilateral_weight"])) > 0
+    with pytest.raises(ValueError, match="x must have rank 4"):
+        model.init(jax.random.key(0), x[0], train=False)
+    bare = CRFAsRNN(_BareLogits(), crf)
+    with pytest.raises(TypeError, match="network must return a dict with 'out'"):
+        bare.init(jax.random.key(0), x, train=False)
+
+
+class _BareLogits(nn.Module):
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        return nn.Conv(3, (1, 1))(x)

@@ -203,3 +203,21 @@ def test_bad_inputs():
             dc.dense_crf(*args, **kwargs)
     with pytest.raises(ValueError, match=r"position_sigma must be finite and > 0"):
         dc.bilateral_filter(logits, image, -2.0, 13.0)
+
+
+def test_whole_kernel_and_per_iteration_blocks_agree(monkeypatch):
+    q, image = _rand((2, 4, 5, 3), 11), _rand((2, 4, 5, 3), 12, 255.0, low=0.0)
+    ref = _np_kernel_sum(q, image, (3.0, 50.0))
+
+    def filtered_and_grad():
+        apply, self_weight = dc._bilateral_operator(jnp.asarray(image), 3.0, 50.0, "exact", 1.5)
+        np.testing.assert_array_equal(self_weight, 1.0)
+        return apply(jnp.asarray(q)), jax.grad(lambda x: jnp.sum(apply(x) ** 2))(jnp.asarray(q))
+
+    whole, g_whole = filtered_and_grad()                # [B, N, N] built once (small here)
+    monkeypatch.setattr(dc, "_KERNEL_ELEMENTS", 0)      # kernel re-evaluated on every call
+    monkeypatch.setattr(dc, "_BLOCK_ELEMENTS", 7 * 20 * 5)
+    blocks, g_blocks = filtered_and_grad()
+    np.testing.assert_allclose(whole, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(blocks, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(g_blocks, g_whole, rtol=1e-5, atol=1e-5)

@@ -16,4 +16,4 @@ from vai_jax.nn.lrn import LocalResponseNorm, local_response_norm
 from vai_jax.nn.transposed import TransposedConv, bilinear_init, bilinear_upsampler
 from vai_jax.nn.fpn import FPN
 from vai_jax.nn.inverted_residual import InvertedResidual, make_divisible
-from vai_jax.nn.crf import ChainCRF, ConditionalNeuralField, DenseCRF
+from vai_jax.nn.crf import ChainCRF, ConditionalNeuralField, CRFAsRNN, DenseCRF

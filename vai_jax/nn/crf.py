@@ -1,11 +1,12 @@
 """CRF layers with learnable potentials: a linear-chain CRF (:class:`ChainCRF`), a conditional
-neural field over video frames (:class:`ConditionalNeuralField`) and a fully connected CRF over
-pixels (:class:`DenseCRF`). The inference itself lives in :mod:`vai_jax.ops.crf` and
+neural field over video frames (:class:`ConditionalNeuralField`), a fully connected CRF over
+pixels (:class:`DenseCRF`) and a segmentation network topped by one (:class:`CRFAsRNN`). The
+inference itself lives in :mod:`vai_jax.ops.crf` and
 :mod:`vai_jax.ops.dense_crf`; these modules hold the parameters.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -197,3 +198,44 @@ class DenseCRF(nn.Module):
                          spatial_sigma=self.spatial_sigma, bilateral_sigmas=self.bilateral_sigmas,
                          weights=(w_s, w_b), compatibility=compat, method=self.method,
                          grid_cells_per_sigma=self.grid_cells_per_sigma)
+
+
+class CRFAsRNN(nn.Module):
+    """A segmentation network followed by a :class:`DenseCRF`, trained end to end (CRF-as-RNN,
+    Zheng et al., 2015: the network's logits are the CRF's unaries and the mean-field
+    iterations are unrolled layers, so the loss on the refined logits trains both).
+
+    Attributes:
+      network: any module called as ``network(x, train=...)`` returning ``{"out": logits
+        [B, H, W, C]}`` at the input's resolution (the segmentation networks of
+        :mod:`vai_jax.segmentation.models`); its other outputs (``"aux"``) are passed through.
+      crf: the :class:`DenseCRF` (its sigmas, iterations, method and initial weights).
+      image_mean, image_std: the CRF's image in 0 … 255 is ``x · image_std + image_mean``, the
+        network input mapped back to intensities (scalars, or per-channel sequences): e.g.
+        ``127.5`` and ``63.75`` for inputs normalised as ``(u8 / 255 − 0.5) / 0.25``.
+
+    ``__call__(x [B, H, W, K], *, train)`` → ``{"out": refined logits, "unary": the network's
+    logits, …}``. Parameters: ``network/…`` and ``crf/…``, so a trained network's variables
+    graft under ``network``.
+    """
+
+    network: nn.Module
+    crf: DenseCRF
+    image_mean: float | Sequence[float] = 0.0
+    image_std: float | Sequence[float] = 1.0
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, K]")
+        out = self.network(x, train=train)
+        if not isinstance(out, Mapping) or "out" not in out:
+            raise TypeError(f"network must return a dict with 'out' (logits [B, H, W, C]); got "
+                            f"{type(out).__name__}")
+        out = dict(out)
+        unary = out["out"]
+        mean = jnp.asarray(self.image_mean, jnp.float32)
+        std = jnp.asarray(self.image_std, jnp.float32)
+        image = jnp.clip(x.astype(jnp.float32) * std + mean, 0.0, 255.0)
+        out["unary"] = unary
+        out["out"] = self.crf(unary, image, train=train)
+        return out

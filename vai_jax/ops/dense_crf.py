@@ -18,7 +18,12 @@ The spatial kernel is separable and always applied exactly (two small matrix pro
 bilateral kernel has two implementations:
 
 - ``method="exact"``: the ``N × N`` kernel (``N = H·W``) evaluated in row blocks, ``O(N²)``;
-  the reference, for small images.
+  the reference, for small images. When ``B·N²`` is at most 2²⁸ entries (1 GiB in float32,
+  e.g. 16 images of 64×64) the kernel is built once and every mean-field iteration is one
+  batched matrix product (its backward pass the same product, the kernel being symmetric);
+  above that, the blocks are re-evaluated in every iteration. Measured on the 2-core CPU
+  (shared, load average 6) at 64×64, 7 classes, 5 iterations: 0.22 s per image forward and
+  0.25 s forward + backward, of which building the kernel takes 0.14 s.
 - ``method="grid"``: a down-sampled bilateral grid (Paris & Durand, 2006; Chen, Paris &
   Durand, 2007) over ``(y/σ_α, x/σ_α, colour/σ_β)`` with ``grid_cells_per_sigma`` cells per σ
   (default 1.5): multilinear splatting, a separable Gaussian blur narrowed so that the blur
@@ -33,7 +38,8 @@ bilateral kernel has two implementations:
 
 Works under ``jax.jit``, ``jax.vmap`` and ``jax.grad`` (with respect to the logits, the weights
 and the compatibility; the kernels' geometry is fixed by the image and the sigmas, which are
-Python floats). Computation is float32 for half-precision inputs.
+Python floats, and no gradient flows into the image). Computation is float32 for half-precision
+inputs.
 """
 from __future__ import annotations
 
@@ -51,6 +57,7 @@ from vai_jax._validation import check_array, check_positive, is_concrete
 _HIGHEST = lax.Precision.HIGHEST
 _COLOUR_RANGE = 255.0
 _BLOCK_ELEMENTS = 1 << 22  # pairwise entries per block of the exact bilateral filter
+_KERNEL_ELEMENTS = 1 << 28  # the exact kernel [B, N, N] is kept whole up to this many entries
 
 
 def _gaussian_matrix(n: int, sigma: float, dtype):
@@ -90,19 +97,48 @@ def _bilateral_features(image, position_sigma: float, colour_sigma: float):
     return jnp.concatenate([pos, image.reshape(b, h * w, k) / colour_sigma], axis=-1)
 
 
-def _exact_bilateral(features, q):
-    """``Σ_j exp(−½|f_i − f_j|²) q_j`` for ``features [B, N, D]``, ``q [B, N, C]``."""
+def _kernel_blocks(features, apply_block):
+    """``apply_block(k_rows [B, block, N]) -> [B, block, …]`` over row blocks of the kernel
+    ``exp(−½|f_i − f_j|²)`` of ``features [B, N, D]``; returns the rows ``[B, N, …]``."""
     b, n, d = features.shape
     block = max(1, min(n, _BLOCK_ELEMENTS // (n * d)))
     pad = -n % block
     rows = jnp.pad(features, ((0, 0), (0, pad), (0, 0))).reshape(b, -1, block, d)
 
     def one_block(f_rows):  # [B, block, D]
-        sq = jnp.sum((f_rows[:, :, None, :] - features[:, None, :, :]) ** 2, axis=-1)
-        return jnp.einsum("brn,bnc->brc", jnp.exp(-0.5 * sq), q, precision=_HIGHEST)
+        # One [B, block, N] term per feature: ~3x faster than a [B, block, N, D] difference
+        # summed over its short last axis.
+        sq = sum((f_rows[:, :, None, k] - features[:, None, :, k]) ** 2 for k in range(d))
+        return apply_block(jnp.exp(-0.5 * sq))
 
-    out = lax.map(one_block, jnp.moveaxis(rows, 1, 0))  # [blocks, B, block, C]
-    return jnp.moveaxis(out, 0, 1).reshape(b, -1, q.shape[-1])[:, :n]
+    out = lax.map(one_block, jnp.moveaxis(rows, 1, 0))  # [blocks, B, block, …]
+    out = jnp.moveaxis(out, 0, 1)
+    return out.reshape(b, -1, *out.shape[3:])[:, :n]
+
+
+@jax.custom_vjp
+def _symmetric_filter(kernel, q):
+    """``kernel @ q`` per batch for a symmetric ``kernel [B, N, N]`` (no gradient flows into
+    it): the cotangent of ``q`` is ``kernel @ g`` again, which spares XLA the transposed
+    product (3x slower on CPU at N = 4096)."""
+    return jnp.einsum("bnm,bmc->bnc", kernel, q, precision=_HIGHEST)
+
+
+def _symmetric_filter_fwd(kernel, q):
+    return _symmetric_filter(kernel, q), kernel
+
+
+def _symmetric_filter_bwd(kernel, g):
+    return None, _symmetric_filter(kernel, g)
+
+
+_symmetric_filter.defvjp(_symmetric_filter_fwd, _symmetric_filter_bwd)
+
+
+def _exact_bilateral(features, q):
+    """``Σ_j exp(−½|f_i − f_j|²) q_j`` for ``features [B, N, D]``, ``q [B, N, C]``."""
+    return _kernel_blocks(features, lambda k: jnp.einsum("brn,bnc->brc", k, q,
+                                                         precision=_HIGHEST))
 
 
 class _Grid:
@@ -161,12 +197,18 @@ def _bilateral_operator(image, position_sigma, colour_sigma, method, cells_per_s
     (self included) and ``self_weight [B, H, W, 1]`` is the operator's diagonal (1 when
     exact)."""
     b, h, w, _ = image.shape
+    image = lax.stop_gradient(image)  # the kernels' geometry is fixed
     if method == "exact":
         feats = _bilateral_features(image, position_sigma, colour_sigma)
         self_weight = jnp.ones((b, h, w, 1), image.dtype)
+        if b * (h * w) ** 2 <= _KERNEL_ELEMENTS:  # build [B, N, N] once, reuse every call
+            kernel = lax.stop_gradient(_kernel_blocks(feats, lambda k: k))
 
-        def apply(q):
-            return _exact_bilateral(feats, q.reshape(b, h * w, -1)).reshape(q.shape)
+            def apply(q):
+                return _symmetric_filter(kernel, q.reshape(b, h * w, -1)).reshape(q.shape)
+        else:
+            def apply(q):
+                return _exact_bilateral(feats, q.reshape(b, h * w, -1)).reshape(q.shape)
     else:
         grid = _Grid(image, position_sigma, colour_sigma, cells_per_sigma)
         self_weight = grid.self_weight.reshape(b, h, w, 1)
