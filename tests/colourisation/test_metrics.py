@@ -1,4 +1,5 @@
 """Colourisation metrics on hand-made images, padding masks, and the inputs' Lab split."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -74,3 +75,15 @@ def test_padding_is_ignored_through_evaluate():
     both = summarise(evaluate(step, None, [{**batch, "ab": ab}], batch_size=2))
     assert both["ab_mae"] == pytest.approx(5.0, abs=1e-3)
     assert both["object_ab_mae"] == pytest.approx(5.0, abs=1e-3)
+
+
+def test_class_ids_outside_the_logits_raise_or_give_nan_under_jit():
+    batch = _grey_batch()
+    batch["label"] = np.array([0, 2])  # 2 classes: id 2 is out of range
+    outputs = {"ab": jnp.zeros((2, 4, 4, 2)), "logits": jnp.zeros((2, 2))}
+    with pytest.raises(ValueError, match=r"labels must hold class ids in \[0, 2\); found 1"):
+        colourisation_sums(outputs, batch, jnp.ones(2))
+    sums_fn = jax.jit(colourisation_sums)
+    assert np.isnan(float(sums_fn(outputs, batch, jnp.ones(2))["top1_correct"]))
+    padded = sums_fn(outputs, batch, jnp.array([1.0, 0.0]))  # the bad one is padding
+    assert float(padded["top1_correct"]) == 1.0

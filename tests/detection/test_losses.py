@@ -95,3 +95,30 @@ def test_box_regression_only_on_foreground_and_normalised_by_samples():
     got = L.box_regression_loss(L.class_specific(o["box_deltas"], lab), o["roi_box_targets"], fg, beta=1.0,
                                 normalizer=w.sum(-1))
     np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-5)
+
+
+def test_weighted_class_ids_outside_the_logits_raise_or_give_nan_under_jit():
+    """A RoI label >= C + 1 with weight > 0 is never trained on as a clipped class: eager
+    calls raise naming it, traced ones make that image's loss NaN; at zero weight it is
+    padding and changes nothing."""
+    rng = np.random.default_rng(4)
+    s = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    masks = rng.normal(size=(2, 3, 2, 2, 4)).astype(np.float32)
+    t = np.zeros((2, 3, 2, 2), np.float32)
+    w = np.ones((2, 3), np.float32)
+    lab = np.array([[1, 2, 3], [0, 4, 1]], np.int32)
+    losses = {"sampled_softmax_loss": lambda y, w: L.sampled_softmax_loss(s, y, w),
+              "one_vs_rest_hinge_loss": lambda y, w: L.one_vs_rest_hinge_loss(s, y, w),
+              "mask_loss": lambda y, w: L.mask_loss(masks, t, w, labels=y)}
+    for name, fn in losses.items():
+        with np.testing.assert_raises_regex(ValueError, r"labels \(of entries with weight > 0\) "
+                                            r"must hold class ids in \[0, 4\); found 1"):
+            fn(lab, w)
+        traced = jax.jit(fn)
+        got = np.asarray(traced(lab, w))
+        assert np.isfinite(got[0]) and np.isnan(got[1]), name
+        padded = w.copy()
+        padded[1, 1] = 0.0
+        np.testing.assert_allclose(np.asarray(traced(lab, padded)),
+                                   np.asarray(fn(np.where(padded > 0, lab, 0), padded)),
+                                   rtol=1e-6, err_msg=name)

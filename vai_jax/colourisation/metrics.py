@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_labels, invalid_labels
 from vai_jax.colourisation.inputs import join_lab, split_lab
 
 
@@ -47,7 +47,8 @@ def colourisation_sums(outputs, batch, mask):
       with the predicted ``ab``, clipped to ``[0, 1]``, against the RGB image); with
       ``"semantic"``: ``object_ab_abs_sum``, ``object_ab_sq_sum`` (sums over object pixels and
       channels) and ``object_values_sum`` (their number); with ``"logits"`` and ``"label"``:
-      ``top1_correct``.
+      ``top1_correct`` (labels outside ``[0, C)`` raise on eager calls and make it NaN under
+      jit when their example has ``mask > 0``).
     """
     image = batch["image"]
     luminance, target = split_lab(image)
@@ -66,8 +67,12 @@ def colourisation_sums(outputs, batch, mask):
         sums["object_ab_sq_sum"] = jnp.sum(jnp.square(d) * obj)
         sums["object_values_sum"] = 2.0 * jnp.sum(obj)
     if "logits" in outputs and "label" in batch:
-        hit = jnp.argmax(outputs["logits"], -1) == batch["label"]
-        sums["top1_correct"] = jnp.sum(hit.astype(jnp.float32) * mask)
+        logits, labels = outputs["logits"], batch["label"]
+        check_labels(labels, logits.shape[-1])
+        bad = invalid_labels(labels, logits.shape[-1])
+        hit = (jnp.argmax(logits, -1) == labels) & ~bad
+        correct = jnp.sum(hit.astype(jnp.float32) * mask)
+        sums["top1_correct"] = jnp.where(jnp.any(bad & (mask > 0)), jnp.nan, correct)
     return sums
 
 

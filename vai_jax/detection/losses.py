@@ -7,13 +7,33 @@ keyword-only); :func:`detection_loss` is the train step's ``(outputs, batch, **o
 padding (padded objects, unsampled anchors or RoIs, padded proposal slots) contributes exactly
 nothing: changing a padded entry leaves the loss unchanged. Per-image losses ``[B]`` are what
 :func:`vai_jax.train.step.make_train_step` averages.
+
+Class ids of weighted entries outside the logits' ``[0, C]`` (e.g. from a ground-truth class
+``>= C`` that reached the model unsanitised) raise ValueError on eager calls; under ``jit`` they
+make that image's loss NaN, so the train step skips the batch instead of training on a clipped
+class.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from vai_jax._validation import check_array, check_labels, invalid_labels, is_concrete
 from vai_jax.ops.numerics import log_softmax
+
+
+def _class_ids(labels, weights, num: int, name: str = "labels"):
+    """``(labels with bad ids replaced by 0, bool [B]: image has a weighted bad id)``; eager
+    calls raise for a weighted id outside ``[0, num)``."""
+    labels = check_array(labels, name, kind="integer")
+    weights = jnp.asarray(weights)
+    if is_concrete(labels) and is_concrete(weights):
+        w = np.broadcast_to(np.asarray(weights), labels.shape)
+        check_labels(np.asarray(labels)[w > 0], num, f"{name} (of entries with weight > 0)")
+    invalid = invalid_labels(labels, num)
+    bad = jnp.any((invalid & (weights > 0)).reshape(labels.shape[0], -1), axis=-1)
+    return jnp.where(invalid, 0, labels), bad
 
 
 def smooth_l1(pred: jax.Array, target: jax.Array, *, beta: float) -> jax.Array:
@@ -54,12 +74,13 @@ def sampled_softmax_loss(logits, labels, weights) -> jax.Array:
     """Softmax cross-entropy over ``C + 1`` classes (0 = background) averaged over sampled RoIs.
 
     Args: logits ``[B, R, C+1]``; labels int ``[B, R]`` in ``[0, C]``; weights ``[B, R]``.
-    Returns ``[B]``.
+    Returns ``[B]`` (NaN for an image with a weighted label outside ``[0, C]`` under jit).
     """
+    lab, bad = _class_ids(labels, weights, logits.shape[-1])
     logp = log_softmax(logits.astype(jnp.float32), axis=-1)
-    lab = jnp.clip(labels, 0, logits.shape[-1] - 1)
     nll = -jnp.take_along_axis(logp, lab[..., None], axis=-1)[..., 0]
-    return jnp.sum(nll * weights, -1) / jnp.maximum(jnp.sum(weights, -1), 1.0)
+    loss = jnp.sum(nll * weights, -1) / jnp.maximum(jnp.sum(weights, -1), 1.0)
+    return jnp.where(bad, jnp.nan, loss)
 
 
 def one_vs_rest_hinge_loss(scores, labels, weights) -> jax.Array:
@@ -68,17 +89,24 @@ def one_vs_rest_hinge_loss(scores, labels, weights) -> jax.Array:
     For each class ``c`` the target is ``+1`` when ``labels == c`` else ``-1``; the loss is
     ``sum_c max(0, 1 - y_c * s_c)``, averaged over weighted entries.
 
-    Args: scores ``[B, R, C+1]`` (class 0 = background, also an SVM here); labels ``[B, R]``;
-    weights ``[B, R]``. Returns ``[B]``.
+    Args: scores ``[B, R, C+1]`` (class 0 = background, also an SVM here); labels ``[B, R]``
+    in ``[0, C]``; weights ``[B, R]``. Returns ``[B]`` (NaN for an image with a weighted label
+    outside ``[0, C]`` under jit).
     """
+    lab, bad = _class_ids(labels, weights, scores.shape[-1])
     s = scores.astype(jnp.float32)
-    y = jnp.where(jax.nn.one_hot(labels, s.shape[-1]) > 0, 1.0, -1.0)
+    y = jnp.where(jax.nn.one_hot(lab, s.shape[-1]) > 0, 1.0, -1.0)
     per = jnp.sum(jnp.maximum(0.0, 1.0 - y * s), -1)
-    return jnp.sum(per * weights, -1) / jnp.maximum(jnp.sum(weights, -1), 1.0)
+    loss = jnp.sum(per * weights, -1) / jnp.maximum(jnp.sum(weights, -1), 1.0)
+    return jnp.where(bad, jnp.nan, loss)
 
 
 def class_specific(deltas: jax.Array, labels: jax.Array) -> jax.Array:
-    """Select each RoI's regression for its class: ``[B, R, C+1, 4]``, ``[B, R]`` -> ``[B, R, 4]``."""
+    """Select each RoI's regression for its class: ``[B, R, C+1, 4]``, ``[B, R]`` -> ``[B, R, 4]``.
+
+    Labels outside ``[0, C]`` are clipped (padding RoIs may hold any id; the classification
+    loss of a weighted RoI with such a label is NaN, see the module docstring)."""
+    labels = check_array(labels, "labels", kind="integer")
     lab = jnp.clip(labels, 0, deltas.shape[-2] - 1)
     return jnp.take_along_axis(deltas, lab[..., None, None], axis=-2)[..., 0, :]
 
@@ -89,15 +117,17 @@ def mask_loss(mask_logits, targets, weights, *, labels) -> jax.Array:
     Args:
       mask_logits: ``[B, R, S, S, C+1]``; targets ``[B, R, S, S]`` in ``[0, 1]``; weights
       ``[B, R]`` (1 for sampled foreground RoIs); labels int ``[B, R]`` (the channel each RoI
-      is scored on).
-    Returns ``[B]``: mean over pixels, averaged over weighted RoIs.
+      is scored on, in ``[0, C]``).
+    Returns ``[B]``: mean over pixels, averaged over weighted RoIs (NaN for an image with a
+    weighted label outside ``[0, C]`` under jit).
     """
-    lab = jnp.clip(labels, 0, mask_logits.shape[-1] - 1)
+    lab, bad = _class_ids(labels, weights, mask_logits.shape[-1])
     x = jnp.take_along_axis(mask_logits, lab[..., None, None, None], axis=-1)[..., 0].astype(jnp.float32)
     y = targets.astype(jnp.float32)
     bce = jnp.maximum(x, 0) - x * y + jnp.log1p(jnp.exp(-jnp.abs(x)))
     per = jnp.mean(bce, axis=(-2, -1))
-    return jnp.sum(per * weights, -1) / jnp.maximum(jnp.sum(weights, -1), 1.0)
+    loss = jnp.sum(per * weights, -1) / jnp.maximum(jnp.sum(weights, -1), 1.0)
+    return jnp.where(bad, jnp.nan, loss)
 
 
 def detection_loss(outputs: dict, batch: dict, *, rpn_beta: float = 1.0 / 9.0,
