@@ -1,11 +1,13 @@
-"""make_loader: static batches, per-host sharding, resumable state, deterministic randomness."""
+"""make_loader: static batches, per-host sharding, resumable state, deterministic randomness,
+targets checked against the class count."""
 import warnings
 
 import grain.python as grain
 import numpy as np
 import pytest
 
-from vai_jax.data.pipeline import DROPPED_KEY, make_loader, pad_objects, per_host_batch_size, stack_records
+from vai_jax.data.pipeline import (DROPPED_KEY, check_record, make_loader, pad_objects,
+                                   per_host_batch_size, stack_records)
 from vai_jax.data.transforms import ColorJitter
 
 
@@ -222,3 +224,44 @@ def test_shapes_dataset_through_make_loader():
         assert b["boxes"].shape == (4, n, 4) and b["masks"].shape == (4, n, 32, 32)
         np.testing.assert_array_equal(b["num_objects"], b["valid"].sum(1))
 
+
+
+def test_check_record_names_the_record_key_and_entry():
+    rec = {"image_id": np.int32(7), "label": np.int32(2), "valid": np.array([True, False]),
+           "classes": np.array([1, 99], np.int32),  # 99 is padding
+           "boxes": np.array([[0, 0, 2, 2], [np.nan, 0, 0, 0]], np.float32)}
+    check_record(rec, 3)
+    with pytest.raises(ValueError, match=r"record with image_id 7: label must hold class ids in "
+                                         r"\[0, 2\); found 1 outside, values \[2\]"):
+        check_record(rec, 2)
+    bad = dict(rec, classes=np.array([-1, 0], np.int32))
+    with pytest.raises(ValueError, match=r"image_id 7: classes .* values \[-1\]"):
+        check_record(bad, 3)
+    inverted = dict(rec, boxes=np.array([[3, 0, 2, 2], [0, 0, 1, 1]], np.float32))
+    with pytest.raises(ValueError, match=r"image_id 7: boxes \(of valid objects\) must be "
+                                         r"\[x1, y1, x2, y2\] boxes with x2 >= x1"):
+        check_record(inverted, 3)
+    semantic = {"semantic": np.array([[0, 255], [4, 1]], np.int32)}
+    check_record(semantic, 5, ignore_label=255)
+    with pytest.raises(ValueError, match=r"record: semantic must hold class ids in \[0, 4\) or "
+                                         r"the ignore label 255; found 1 outside, the first at "
+                                         r"index \(1, 0\)"):
+        check_record(semantic, 4, ignore_label=255)
+    with pytest.raises(ValueError, match="label must hold integer class ids; got dtype float32"):
+        check_record({"label": np.float32(1)}, 3)
+
+
+def test_loader_with_num_classes_rejects_a_bad_record():
+    kwargs = dict(batch_size=2, seed=0, num_epochs=1, shuffle=False,
+                  shard_options=grain.NoSharding())
+    assert len(list(make_loader(IndexSource(4), num_classes=4, **kwargs))) == 2
+    with pytest.raises(ValueError, match=r"record: label must hold class ids in \[0, 3\); found "
+                                         r"1 outside, values \[3\]"):
+        list(make_loader(IndexSource(4), num_classes=3, **kwargs))
+    for bad, error, match in (({"num_classes": 0}, ValueError, "num_classes must be an int >= 1"),
+                              ({"num_classes": 2.0}, TypeError, "num_classes must be an int"),
+                              ({"batch_size": 2.5}, TypeError, "batch_size must be an int; got "
+                                                               "float"),
+                              ({"ignore_label": "void"}, TypeError, "ignore_label must be an int")):
+        with pytest.raises(error, match=match):
+            make_loader(IndexSource(4), **{**kwargs, **bad})

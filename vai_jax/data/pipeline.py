@@ -23,6 +23,8 @@ from typing import Any, Callable, Mapping, Sequence
 import grain.python as grain
 import numpy as np
 
+from vai_jax._validation import check_int
+
 Record = dict
 Transform = Callable[[Record, np.random.Generator], Record]
 
@@ -94,6 +96,48 @@ def pad_objects(record: Mapping[str, Any], max_objects: int, *, on_overflow: str
     return out
 
 
+# Keys holding class ids: one per record (``label``), per object (``classes``, where ``valid``) or
+# per pixel (``semantic``); check_record checks each present one against the class count.
+LABEL_KEYS = ("label", "classes", "semantic")
+
+
+def check_record(record: Mapping[str, Any], num_classes: int, *,
+                 ignore_label: int | None = None) -> None:
+    """Host-side check of one record's targets before they enter a jitted step.
+
+    Checks every present key of ``LABEL_KEYS`` (class ids in ``[0, num_classes)`` or
+    ``ignore_label``; for ``classes`` only the objects with ``valid`` True, padding may hold
+    anything) and ``boxes`` ``[M, 4]`` of valid objects (finite ``[x1, y1, x2, y2]`` with
+    ``x2 >= x1`` and ``y2 >= y1``).
+
+    Raises:
+      ValueError: naming the record (its ``image_id`` when it has one), the key, the count and
+        the first offending entry.
+    """
+    from vai_jax._validation import check_boxes, check_labels
+
+    num_classes = check_int(num_classes, "num_classes", ge=1)
+    where = (f"record with image_id {int(np.asarray(record['image_id']))}"
+             if "image_id" in record else "record")
+    valid = None
+    if "valid" in record:
+        valid = np.asarray(record["valid"]).astype(bool).reshape(-1)
+    for key in LABEL_KEYS:
+        if key not in record:
+            continue
+        values = np.asarray(record[key])
+        if not np.issubdtype(values.dtype, np.integer):
+            raise ValueError(f"{where}: {key} must hold integer class ids; got dtype {values.dtype}")
+        if key == "classes" and valid is not None and valid.shape == values.shape[:1]:
+            values = values[valid]
+        check_labels(values, num_classes, f"{where}: {key}", ignore_label=ignore_label)
+    if "boxes" in record:
+        boxes = np.asarray(record["boxes"], np.float32).reshape(-1, 4)
+        if valid is not None and valid.shape == boxes.shape[:1]:
+            boxes = boxes[valid]
+        check_boxes(boxes, f"{where}: boxes (of valid objects)")
+
+
 def per_host_batch_size(batch_size: int, shard_count: int) -> int:
     """``batch_size // shard_count``; ValueError unless it divides exactly and is >= 1."""
     if int(batch_size) <= 0:
@@ -144,6 +188,15 @@ class _ApplyTransforms(grain.RandomMapTransform):
     def random_map(self, element, rng: np.random.Generator):
         for t in self._transforms:
             element = t(element, rng)
+        return element
+
+
+class _CheckRecords(grain.MapTransform):
+    def __init__(self, num_classes: int, ignore_label: int | None):
+        self._num_classes, self._ignore_label = num_classes, ignore_label
+
+    def map(self, element):
+        check_record(element, self._num_classes, ignore_label=self._ignore_label)
         return element
 
 
@@ -224,6 +277,8 @@ def make_loader(
     worker_buffer_size: int = 1,
     shard_options: grain.ShardOptions | None = None,
     read_options: grain.ReadOptions | None = None,
+    num_classes: int | None = None,
+    ignore_label: int | None = None,
 ) -> grain.DataLoader:
     """A resumable, sharded, shuffled, batched loader over a random-access source.
 
@@ -249,6 +304,11 @@ def make_loader(
       read_options: ``grain.ReadOptions``: threads reading ``source[i]`` (and running a source's
         own decoding/normalising) ahead of the transforms; grain's default is 16 threads with a
         500-record buffer.
+      num_classes: the task's class count: every record is checked by :func:`check_record`
+        after the transforms (class ids of ``label`` / ``classes`` / ``semantic`` in
+        ``[0, num_classes)``, finite, non-inverted boxes), so that no bad target reaches a
+        jitted step, where it could not raise. ``None`` checks nothing.
+      ignore_label: a label value allowed besides ``[0, num_classes)`` (segmentation's 255).
 
     Returns:
       ``grain.DataLoader``. ``it = iter(loader)``; ``next(it)`` is a dict of NumPy arrays with
@@ -257,7 +317,8 @@ def make_loader(
       (orbax: ``grain.PyGrainCheckpointSave`` / ``grain.PyGrainCheckpointRestore``).
 
     Raises:
-      ValueError / TypeError: bad arguments (named in the message).
+      ValueError / TypeError: bad arguments (named in the message). While iterating:
+      ValueError from :func:`check_record` for a record with bad targets.
     """
     if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
         raise TypeError(
@@ -275,6 +336,11 @@ def make_loader(
         raise ValueError(f"on_overflow must be one of {_OVERFLOW_MODES}; got {on_overflow!r}")
     if max_objects is not None and int(max_objects) < 0:
         raise ValueError(f"max_objects must be >= 0 or None; got {max_objects}")
+    if num_classes is not None:
+        check_int(num_classes, "num_classes", ge=1)
+    if ignore_label is not None:
+        check_int(ignore_label, "ignore_label")
+    batch_size = check_int(batch_size, "batch_size", ge=1)
     if shard_options is None:
         shard_options = grain.ShardByJaxProcess(drop_remainder=True)
     if not isinstance(shard_options, grain.ShardOptions):
@@ -297,6 +363,8 @@ def make_loader(
     operations: list = []
     if transforms:
         operations.append(_ApplyTransforms(transforms))
+    if num_classes is not None:
+        operations.append(_CheckRecords(int(num_classes), ignore_label))
     if max_objects is not None:
         operations.append(_PadObjects(int(max_objects), on_overflow))
     operations.append(
