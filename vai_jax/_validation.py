@@ -14,6 +14,7 @@ the one place that draws that line:
   optionally, not empty;
 * :func:`check_int` — a Python/NumPy integer (never ``bool`` or a float) within bounds, e.g.
   step counts, strides, batch sizes;
+* :func:`check_image_size` — an ``(H, W)`` pair of positive integers (static sizes);
 * :func:`check_labels` — class ids in ``[0, num_classes)`` or an ignore value, eagerly; its traced
   counterpart :func:`invalid_labels` returns the mask of bad ids for the caller to act on
   (non-finite loss, NaN metric sums);
@@ -283,6 +284,27 @@ def check_int(x: Any, name: str, *, ge: int | None = None, gt: int | None = None
     if (ge is not None and v < ge) or (gt is not None and v <= gt) or (le is not None and v > le):
         raise ValueError(f"{name} must be an int {_bounds_text(gt, ge, None, le)}; got {v}")
     return v
+
+
+def check_image_size(size: Any, name: str = "image_size", *, ge: int = 1) -> tuple[int, int]:
+    """An ``(H, W)`` pair of integers ``>= ge`` (a static size: shapes depend on it).
+
+    Returns:
+      ``(H, W)`` as Python ints.
+
+    Raises:
+      TypeError: not a pair of integers. ValueError: a side below ``ge``.
+    """
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+        raise TypeError(f"{name} must be a pair (H, W) of ints; got {size!r}")
+    h, w = size
+    for side, v in (("H", h), ("W", w)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be a pair (H, W) of ints; got {size!r} ({side} is "
+                            f"{type(v).__name__})")
+    if min(int(h), int(w)) < ge:
+        raise ValueError(f"{name} must be a pair (H, W) of ints >= {ge}; got {tuple(size)!r}")
+    return int(h), int(w)
 
 
 def invalid_labels(labels, num_classes: int, *, ignore_label: int | None = None):

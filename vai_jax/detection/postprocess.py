@@ -16,7 +16,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
+from vai_jax._validation import (check_array, check_boxes, check_image_size, check_int,
+                                 check_number)
 from vai_jax.detection.targets import ROI_BOX_WEIGHTS
 from vai_jax.ops.boxes import clip_boxes, decode_boxes, valid_box_mask
 from vai_jax.ops.nms import batched_nms
@@ -42,9 +43,39 @@ def detect(cls_scores, box_deltas, rois, roi_valid, *, image_size: Sequence[int]
     Returns:
       dict of ``boxes [B, D, 4]``, ``scores [B, D]``, ``classes [B, D]`` int32 in ``[0, C)``,
       ``valid [B, D]`` bool, ``roi_index [B, D]`` int32 (source RoI); sorted by score.
+
+    Raises:
+      ValueError / TypeError (at trace time): inputs whose ``B``, ``R`` or ``C + 1`` disagree
+      (or ``C + 1 < 2``), ``image_size`` not two ints >= 1, thresholds outside ``[0, 1]``,
+      counts not ints >= 1, ``box_weights`` not four numbers > 0; concrete RoIs that are not
+      finite or are inverted. Under ``jit`` a NaN score is never above ``score_threshold``, so
+      it is not detected.
     """
-    h, w = (int(s) for s in image_size)
-    c1 = cls_scores.shape[-1]
+    cls_scores = check_array(cls_scores, "cls_scores", ndim=3, kind="floating",
+                             shape_hint="[B, R, C+1]")
+    box_deltas = check_array(box_deltas, "box_deltas", ndim=4, last_dim=4, kind="floating",
+                             shape_hint="[B, R, C+1, 4]")
+    rois = check_boxes(rois, "rois", ndim=3, shape_hint="[B, R, 4]")
+    roi_valid = check_array(roi_valid, "roi_valid", ndim=2, kind="bool", shape_hint="[B, R]")
+    b, r, c1 = cls_scores.shape
+    if c1 < 2:
+        raise ValueError(f"cls_scores must have C + 1 >= 2 scores per RoI (background and a "
+                         f"class); got shape {tuple(cls_scores.shape)}")
+    if (tuple(box_deltas.shape[:3]) != (b, r, c1) or tuple(rois.shape[:2]) != (b, r)
+            or tuple(roi_valid.shape) != (b, r)):
+        raise ValueError(f"cls_scores [B, R, C+1], box_deltas [B, R, C+1, 4], rois [B, R, 4] and "
+                         f"roi_valid [B, R] must agree; got {tuple(cls_scores.shape)}, "
+                         f"{tuple(box_deltas.shape)}, {tuple(rois.shape)}, "
+                         f"{tuple(roi_valid.shape)}")
+    h, w = check_image_size(image_size)
+    check_number(score_threshold, "score_threshold", ge=0.0, le=1.0)
+    check_number(nms_threshold, "nms_threshold", ge=0.0, le=1.0)
+    max_detections = check_int(max_detections, "max_detections", ge=1)
+    pre_nms_top_n = check_int(pre_nms_top_n, "pre_nms_top_n", ge=1)
+    if len(box_weights) != 4:
+        raise ValueError(f"box_weights must be four numbers (wx, wy, ww, wh); got {box_weights!r}")
+    for v in box_weights:
+        check_number(v, "box_weights", gt=0.0)
 
     def one(sc, dl, r, rv):
         p = sc if probabilities else softmax(sc, axis=-1)
@@ -99,7 +130,7 @@ def paste_masks(masks: jax.Array, boxes: jax.Array, image_size: Sequence[int]) -
     boxes = check_array(boxes, "boxes", ndim=2, last_dim=4, kind="floating", shape_hint="[N, 4]")
     if boxes.shape[0] != masks.shape[0]:
         raise ValueError(f"boxes must have shape [N, 4] with N={masks.shape[0]}; got {tuple(boxes.shape)}")
-    h, w = (int(s) for s in image_size)
+    h, w = check_image_size(image_size)
     b = boxes.astype(jnp.float32)
     wy = _paste_weights(b[:, 1], b[:, 3], h, masks.shape[1])  # [N, H, Sh]
     wx = _paste_weights(b[:, 0], b[:, 2], w, masks.shape[2])  # [N, W, Sw]

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vai_jax._validation import (check_array, check_boxes, check_image_size, check_int,
+                                 check_number)
 from vai_jax.detection.anchors import level_anchors
 from vai_jax.ops.boxes import box_iou, clip_boxes, decode_boxes, valid_box_mask
 from vai_jax.ops.nms import batched_nms
@@ -26,8 +28,18 @@ def sliding_window_proposals(image_size: Sequence[int], *, stride: int, sizes: S
     len(aspect_ratios)`` shapes each, clipped to the image, boxes that collapse dropped.
 
     Returns ``[P, 4]`` float32 xyxy input pixels (a constant; P depends only on the arguments).
+
+    Raises:
+      TypeError / ValueError: ``image_size`` not two ints >= 1, ``stride`` not an int >= 1,
+      ``sizes`` / ``aspect_ratios`` empty or not positive finite numbers.
     """
-    h, w = (int(s) for s in image_size)
+    h, w = check_image_size(image_size)
+    stride = check_int(stride, "stride", ge=1)
+    for name, values in (("sizes", sizes), ("aspect_ratios", aspect_ratios)):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
+            raise ValueError(f"{name} must be a non-empty sequence of numbers > 0; got {values!r}")
+        for v in values:
+            check_number(v, name, gt=0)
     fh, fw = -(-h // stride), -(-w // stride)
     a = np.array(level_anchors((fh, fw), stride, sizes, aspect_ratios, offset=0.5, round_to_int=False))
     a[:, [0, 2]] = np.clip(a[:, [0, 2]], 0, w)
@@ -53,11 +65,36 @@ def decode_proposals(anchors, logits, deltas, *, image_size: Sequence[int], pre_
     Returns:
       ``(boxes [B, post, 4], scores [B, post] (sigmoid objectness), valid [B, post] bool)``,
       boxes sorted by score, padding rows zero; gradients stopped.
+
+    Raises:
+      ValueError / TypeError (at trace time): ``anchors``, ``logits`` and ``deltas`` whose
+      anchor counts ``A`` or batch sizes differ, ``level_counts`` not summing to ``A``,
+      ``image_size`` not two ints >= 1, top-n counts not ints >= 1, ``nms_threshold`` outside
+      ``[0, 1]``, negative ``min_size``. Concrete anchors are also checked to be finite and
+      not inverted; traced NaN logits rank last in NMS (see :func:`vai_jax.ops.nms.nms`).
     """
+    anchors = jnp.asarray(check_boxes(anchors, "anchors", ndim=2, shape_hint="[A, 4]"))
+    logits = check_array(logits, "logits", ndim=2, kind="floating", shape_hint="[B, A]")
+    deltas = check_array(deltas, "deltas", ndim=3, last_dim=4, kind="floating",
+                         shape_hint="[B, A, 4]")
+    a = anchors.shape[0]
+    if logits.shape[1] != a or tuple(deltas.shape[:2]) != tuple(logits.shape):
+        raise ValueError(f"anchors [A, 4], logits [B, A] and deltas [B, A, 4] must agree on A "
+                         f"and B; got anchors {tuple(anchors.shape)}, logits "
+                         f"{tuple(logits.shape)}, deltas {tuple(deltas.shape)}")
+    h, w = check_image_size(image_size)
+    pre_nms_top_n = check_int(pre_nms_top_n, "pre_nms_top_n", ge=1)
+    post_nms_top_n = check_int(post_nms_top_n, "post_nms_top_n", ge=1)
+    check_number(nms_threshold, "nms_threshold", ge=0.0, le=1.0)
+    check_number(min_size, "min_size", ge=0.0)
+    if level_counts is not None:
+        level_counts = [check_int(c, "level_counts", ge=1) for c in level_counts]
+        if sum(level_counts) != a:
+            raise ValueError(f"level_counts must sum to the number of anchors A={a}; got "
+                             f"{level_counts} (sum {sum(level_counts)})")
     logits = jax.lax.stop_gradient(logits)
     deltas = jax.lax.stop_gradient(deltas)
-    h, w = (int(s) for s in image_size)
-    counts = [anchors.shape[0]] if level_counts is None else [int(c) for c in level_counts]
+    counts = [a] if level_counts is None else level_counts
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int)
 
     def one(lg, dl):
