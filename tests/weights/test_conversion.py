@@ -218,4 +218,6 @@ def test_command_line(tmp_path, small_state, converted, capsys):
     assert "missing keys" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x.msgpack")
     assert cli(["list"]) == 0
-    assert "mobilenet_v3_small" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    for name in ("mobilenet_v3_small", "keypointrcnn_resnet50_fpn", "deeplabv3_resnet101"):
+        assert name in listed

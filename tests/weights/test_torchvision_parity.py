@@ -34,7 +34,7 @@ def _torchvision():
 
 
 def test_every_supported_name_has_a_parity_test_and_a_reference():
-    assert set(parity.SIZES) == set(weights.SUPPORTED)
+    assert set(parity.SIZES) == set(weights.SUPPORTED_CLASSIFICATION)
     assert set(parity.DEFAULT) <= set(parity.SIZES)
     for name in parity.SIZES:
         assert os.path.isfile(parity.reference_path(name)), name

@@ -162,6 +162,7 @@ class DeepLabHead(nn.Module):
 
     Rates: DeepLab v3 uses (6, 12, 18) at output stride 16 and (12, 24, 36) at 8 (513-pixel
     crops); they are the rates in pixels of the feature map, so scale them with it.
+    ``dropout_rate``: after the ASPP projection (torchvision: 0.5).
     Param names: ``aspp`` (see :class:`ASPP`), ``conv``, ``classifier``.
 
     ``__call__(features, *, train)`` → ``{"out": [B, h, w, K]}`` at the feature's stride.
@@ -172,6 +173,7 @@ class DeepLabHead(nn.Module):
     features: int = 256
     rates: Sequence[int] = (6, 12, 18)
     image_pooling: bool = True
+    dropout_rate: float = 0.1
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     bn_axis_name: str | None = None
@@ -185,8 +187,8 @@ class DeepLabHead(nn.Module):
         x = features[self.in_features]
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype,
                       bn_axis_name=self.bn_axis_name)
-        x = ASPP(self.features, self.rates, self.image_pooling, name="aspp", **common)(
-            x, train=train)
+        x = ASPP(self.features, self.rates, self.image_pooling, self.dropout_rate, name="aspp",
+                 **common)(x, train=train)
         x = ConvBNAct(self.features, 3, name="conv", **common)(x, train=train)
         x = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
                     name="classifier")(x)

@@ -46,6 +46,11 @@ class Segmenter(nn.Module):
         ``aux_classifier``).
       min_size: smallest allowed ``H`` and ``W``; None: the largest stride of the backbone's
         features.
+      resize_to_input: False: logits up-sampled by their stride and cropped to ``H × W``
+        (:func:`upsample_logits`, cells keep the input's pixel grid); True: resized bilinearly
+        straight to ``H × W`` (half-pixel centres, torchvision's ``F.interpolate(size=input,
+        align_corners=False)``: the map is stretched over the whole input). The two agree when
+        ``H`` and ``W`` are multiples of the stride.
 
     ``__call__(x [B, H, W, C], *, train)`` → ``{"out": [B, H, W, K]}`` (+ ``"aux"``).
     """
@@ -54,6 +59,7 @@ class Segmenter(nn.Module):
     head: nn.Module
     aux_head: nn.Module | None = None
     min_size: int | None = None
+    resize_to_input: bool = False
 
     @nn.compact
     def __call__(self, x, *, train: bool):
@@ -68,7 +74,11 @@ class Segmenter(nn.Module):
         out = {}
         for key, head in heads.items():
             stride = head.output_stride(strides)  # also checks head.in_features
-            out[key] = upsample_logits(head(features, train=train)["out"], stride, size)
+            logits = head(features, train=train)["out"]
+            if self.resize_to_input:
+                out[key] = resize_bilinear(logits.astype(jnp.float32), size)
+            else:
+                out[key] = upsample_logits(logits, stride, size)
         return out
 
 
@@ -96,12 +106,13 @@ def fcn(backbone: str | Mapping, num_classes: int, *, variant: int = 8, **head) 
 
 
 def deeplabv3(backbone: str | Mapping, num_classes: int, *, output_stride: int = 8,
-              aux: bool = False, **head) -> Segmenter:
+              aux: bool = False, resize_to_input: bool = False, **head) -> Segmenter:
     """DeepLab v3 (Chen et al. 2017): ``backbone`` with ``output_stride`` (dilated, see
     :class:`~vai_jax.backbones.resnet.ResNet`) and :class:`DeepLabHead`;
     ``aux`` adds torchvision's auxiliary :class:`ConvHead` on ``"stage3"``.
     torchvision's ``deeplabv3_resnet50`` is ``deeplabv3("resnet50", 21, rates=(12, 24, 36),
-    aux=True)``.
+    dropout_rate=0.5, aux=True, resize_to_input=True)``
+    (:mod:`vai_jax.segmentation.torchvision`).
 
     Args:
       backbone: a :func:`~vai_jax.create_model` name or a dict of its arguments with
@@ -109,12 +120,14 @@ def deeplabv3(backbone: str | Mapping, num_classes: int, *, output_stride: int =
       num_classes: ``K``.
       output_stride: 8 or 16 (DeepLab v3) or any stride the backbone reaches.
       aux: add the auxiliary head.
+      resize_to_input: see :class:`Segmenter`.
       head: other :class:`DeepLabHead` fields (``rates``, ``features``, …); the rates are in
         pixels of the stride-``output_stride`` map.
     """
     return Segmenter(_backbone(backbone, output_stride=output_stride),
                      DeepLabHead(num_classes, **head),
-                     aux_head=ConvHead(num_classes, in_features="stage3") if aux else None)
+                     aux_head=ConvHead(num_classes, in_features="stage3") if aux else None,
+                     resize_to_input=resize_to_input)
 
 
 class EncoderDecoder(nn.Module):

@@ -2,7 +2,8 @@
 
     python -m vai_jax.weights convert resnet50 resnet50-11ad3fa6.pth out/resnet50.msgpack
     python -m vai_jax.weights convert resnet50.tv_in1k model.safetensors out/resnet50.msgpack
-    python -m vai_jax.weights list
+    python -m vai_jax.weights convert fcn_resnet50 fcn_resnet50_coco-1167a1af.pth out/fcn.msgpack
+    python -m vai_jax.weights list            # supported names per task
 
 Load the result with ``vai_jax.weights.load(path)`` and build the model with
 ``vai_jax.weights.model_for(name)`` (plus ``num_classes=`` when it is not 1000).
@@ -14,6 +15,11 @@ import sys
 
 import jax
 import numpy as np
+
+
+def _num_classes(model) -> int:
+    # A Segmenter carries it in its head.
+    return model.num_classes if hasattr(model, "num_classes") else model.head.num_classes
 
 
 def main(argv=None) -> int:
@@ -31,7 +37,10 @@ def main(argv=None) -> int:
     from vai_jax import weights
 
     if args.command == "list":
-        print("torchvision:", " ".join(weights.SUPPORTED))
+        for task, names in (("classification", weights.SUPPORTED_CLASSIFICATION),
+                            ("detection", weights.SUPPORTED_DETECTION),
+                            ("segmentation", weights.SUPPORTED_SEGMENTATION)):
+            print(f"torchvision {task}:", " ".join(names))
         print("timm (any pretrained tag, e.g. resnet50.tv_in1k):",
               " ".join(weights.SUPPORTED_TIMM))
         return 0
@@ -42,9 +51,10 @@ def main(argv=None) -> int:
         return 1
     path = weights.save(args.output, variables)
     count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))
-    print(f"{args.name}: {count:,} parameters, {model.num_classes} classes -> {path}")
+    classes, default = _num_classes(model), _num_classes(weights.model_for(args.name))
+    print(f"{args.name}: {count:,} parameters, {classes} classes -> {path}")
     print(f"load: model = vai_jax.weights.model_for({args.name!r}"
-          f"{'' if model.num_classes == 1000 else f', num_classes={model.num_classes}'}); "
+          f"{'' if classes == default else f', num_classes={classes}'}); "
           f"variables = vai_jax.weights.load({path!r})")
     return 0
 
