@@ -221,3 +221,6 @@ def test_command_line(tmp_path, small_state, converted, capsys):
     listed = capsys.readouterr().out
     for name in ("mobilenet_v3_small", "keypointrcnn_resnet50_fpn", "deeplabv3_resnet101"):
         assert name in listed
+    assert cli(["list", "--urls"]) == 0
+    assert ("resnet50 https://download.pytorch.org/models/resnet50-11ad3fa6.pth"
+            in capsys.readouterr().out.splitlines())

@@ -12,7 +12,8 @@ checkpoints as vai_jax variables, and a JAX-native file for converted variables.
 The converted model computes what torchvision's builder computes with pretrained weights
 (GoogLeNet and Inception v3 with their input transform; see :data:`SUPPORTED`): classifiers
 return ``(logits, features)``, detectors (:mod:`vai_jax.weights.detection`) padded detections,
-segmenters (:mod:`vai_jax.weights.segmentation`) ``{"out": logits [B, H, W, K]}``. Checkpoints:
+segmenters (:mod:`vai_jax.weights.segmentation`) ``{"out": logits [B, H, W, K]}``.
+:data:`URLS` gives torchvision's download address of each name's default weights. Checkpoints:
 ``.pth`` files (torchvision's download URLs; reading them needs torch), ``.safetensors`` (timm
 publishes torchvision's weights so, e.g. ``timm/resnet50.tv_in1k``; no torch needed), ``.npz``
 or an in-memory ``{key: array}`` mapping.
@@ -22,10 +23,11 @@ from __future__ import annotations
 from vai_jax.weights.convert import CheckpointError, Target, abstract_init, convert, expected_keys
 from vai_jax.weights.io import load, read_state_dict, save
 from vai_jax.weights import detection, segmentation
+from vai_jax.weights.catalog import URLS
 from vai_jax.weights.torchvision import TIMM, TORCHVISION, resolve
 
 __all__ = ["CheckpointError", "SUPPORTED", "SUPPORTED_CLASSIFICATION", "SUPPORTED_DETECTION",
-           "SUPPORTED_SEGMENTATION", "SUPPORTED_TIMM", "Target", "from_torchvision",
+           "SUPPORTED_SEGMENTATION", "SUPPORTED_TIMM", "Target", "URLS", "from_torchvision",
            "load", "model_for", "read_state_dict", "save", "task_of", "torchvision_keys"]
 
 # torchvision builder names that convert, per task, and timm architectures (with any pretrained

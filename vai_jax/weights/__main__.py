@@ -4,6 +4,7 @@
     python -m vai_jax.weights convert resnet50.tv_in1k model.safetensors out/resnet50.msgpack
     python -m vai_jax.weights convert fcn_resnet50 fcn_resnet50_coco-1167a1af.pth out/fcn.msgpack
     python -m vai_jax.weights list            # supported names per task
+    python -m vai_jax.weights list --urls     # and torchvision's download address of each
 
 Load the result with ``vai_jax.weights.load(path)`` and build the model with
 ``vai_jax.weights.model_for(name)`` (plus ``num_classes=`` when it is not 1000).
@@ -31,7 +32,10 @@ def main(argv=None) -> int:
                       "(resnet50.tv_in1k)")
     conv.add_argument("source", help="checkpoint: .pth/.pt (needs torch), .safetensors or .npz")
     conv.add_argument("output", help="the weights file to write (e.g. out/resnet50.msgpack)")
-    sub.add_parser("list", help="list the supported torchvision names and timm architectures")
+    lst = sub.add_parser("list", help="list the supported torchvision names and timm "
+                         "architectures")
+    lst.add_argument("--urls", action="store_true",
+                     help="also print torchvision's download URL of each name's default weights")
     args = parser.parse_args(argv)
 
     from vai_jax import weights
@@ -43,6 +47,9 @@ def main(argv=None) -> int:
             print(f"torchvision {task}:", " ".join(names))
         print("timm (any pretrained tag, e.g. resnet50.tv_in1k):",
               " ".join(weights.SUPPORTED_TIMM))
+        if args.urls:
+            for name in weights.SUPPORTED:
+                print(f"{name} {weights.URLS[name]}")
         return 0
     try:
         model, variables = weights.from_torchvision(args.name, args.source)
