@@ -6,27 +6,14 @@ Running it again with the same ``--workdir`` resumes from the latest checkpoint 
 SIGTERM saves first). Writes ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/``,
 ``curves.png`` and ``results.json`` to the workdir.
 """
-import os
-
-from absl import app, flags, logging
-from ml_collections import config_flags
-
+from experiments import cli
 from experiments.classifier import train
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (checkpoints, metrics, curves).",
-                               required=True)
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
-    "Path to an ml_collections config file (optionally ':variant').", lock_config=True)
 
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)
-    summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    print(train.summary_line(summary, _WORKDIR.value))
+def report(config, workdir):
+    summary = train.train_and_evaluate(config, workdir)
+    print(train.summary_line(summary, workdir))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.main(__file__, report, workdir_help="Output folder (checkpoints, metrics, curves).")

@@ -8,25 +8,14 @@ Writes ``results.json`` and ``results.md`` (the tables), ``pose_predictions.png`
 """
 import os
 
-from absl import app, flags
-from ml_collections import config_flags
-
+from experiments import cli
 from experiments.pose import train
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (tables, figures).",
-                               required=True)
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
-    "Path to an ml_collections config file (optionally ':variant').", lock_config=True)
 
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    train.run(_CONFIG.value, _WORKDIR.value)
-    with open(os.path.join(_WORKDIR.value, "results.md")) as f:
-        print(f.read())
+def report(config, workdir):
+    train.run(config, workdir)
+    cli.print_file(os.path.join(workdir, "results.md"))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.main(__file__, report, quiet=False)
