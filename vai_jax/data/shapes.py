@@ -58,6 +58,7 @@ import numpy as np
 
 from vai_jax.data import shapes_render
 from vai_jax.data.shapes_render import CLASS_PALETTE
+from vai_jax.data.sources import GeneratedSource
 from vai_jax.data.shapes_geometry import (
     CLASS_NAMES,
     FLIP_PAIRS,
@@ -91,7 +92,7 @@ def _check_int(value, name: str, *, minimum: int) -> int:
     return int(value)
 
 
-class ShapesDataset:
+class ShapesDataset(GeneratedSource):
     """Random-access procedural shapes data (the ``tfds.data_source`` / grain source interface).
 
     Args:
@@ -178,25 +179,12 @@ class ShapesDataset:
         """(height, width) in pixels."""
         return self.height, self.width
 
-    def __len__(self) -> int:
-        return self.num_examples
-
     def __repr__(self) -> str:
         return (f"ShapesDataset(task={self.task!r}, split={self.split!r}, num_examples={self.num_examples}, "
                 f"image_size={self.image_size}, min_objects={self.min_objects}, "
                 f"max_objects={self.max_objects}, seed={self.seed}"
                 + (f", colour_by_class=True, palette_noise={self.palette_noise}"
                    if self.colour_by_class else "") + ")")
-
-    def _index(self, index) -> int:
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
-            raise TypeError(f"index must be an int; got {type(index).__name__} {index!r}")
-        i = int(index)
-        if i < 0:
-            i += self.num_examples
-        if not 0 <= i < self.num_examples:
-            raise IndexError(f"index {int(index)} is out of range for a data set of length {self.num_examples}")
-        return i
 
     def _sample_into(self, scene: shapes_render.Scene, row: int, index: int) -> None:
         rng = np.random.default_rng([self.seed, self._split_id, index])
@@ -253,36 +241,3 @@ class ShapesDataset:
                                                          scene.cos_sin[..., 0]),
                                      0.0).astype(np.float32),
                 "aspect": scene.aspect.astype(np.float32)}
-
-    def materialise(self, keys: Sequence[str] | None = None, *, chunk: int = 1000):
-        """The whole split generated once (vectorised, ``chunk`` examples at a time) and kept in
-        memory as a :class:`vai_jax.data.sources.ArraySource`.
-
-        Args:
-          keys: the record fields to keep (all of them when ``None``), e.g.
-            ``("image", "label")``; unknown names raise ``ValueError``.
-          chunk: examples rendered per call of :meth:`get_batch` (memory vs overhead).
-        """
-        from vai_jax.data.sources import ArraySource
-
-        chunk = _check_int(chunk, "chunk", minimum=1)
-        parts = [self.get_batch(range(i, min(i + chunk, self.num_examples)))
-                 for i in range(0, self.num_examples, chunk)]
-        names = list(parts[0]) if keys is None else list(keys)
-        unknown = sorted(set(names) - set(parts[0]))
-        if unknown:
-            raise ValueError(f"keys must be fields of the {self.task!r} records "
-                             f"{sorted(parts[0])}; got unknown {unknown}")
-        return ArraySource({k: np.concatenate([p[k] for p in parts]) for k in names})
-
-    def __getitem__(self, index) -> dict:
-        batch = self.get_batch([self._index(index)])
-        return {k: v[0] for k, v in batch.items()}
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        batch = self.get_batch(indices)
-        return [{k: v[i] for k, v in batch.items()} for i in range(len(indices))]
-
-    def __iter__(self):
-        for i in range(self.num_examples):
-            yield self[i]

@@ -50,13 +50,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
 from vai_jax.data import shapes_geometry as geo
 from vai_jax.data import shapes_render
 from vai_jax.data.shapes import MIN_IMAGE_SIZE, SPLITS
+from vai_jax.data.sources import GeneratedSource
 
 GESTURE_PARTS = (
     (geo.CIRCLE, geo.SQUARE, geo.TRIANGLE),
@@ -142,7 +143,7 @@ def _fold(x, lo, hi):
     return lo + np.where(y > span, 2.0 * span - y, y)
 
 
-class ShapesSequences:
+class ShapesSequences(GeneratedSource):
     """Random-access procedural shape clips (the interface of
     :class:`vai_jax.data.shapes.ShapesDataset`).
 
@@ -164,6 +165,9 @@ class ShapesSequences:
     ``ds.get_batch(indices)`` -> dict of arrays stacked on a leading clip axis;
     ``ds.materialise(keys)`` -> :class:`vai_jax.data.sources.ArraySource`.
     """
+
+    fields = FIELDS
+    materialise_chunk = 256
 
     def __init__(self, *, split: str = "train", num_examples: int | None = None,
                  num_frames: int = 12, image_size: int = 24, occlusion_prob: float = 0.3,
@@ -187,26 +191,12 @@ class ShapesSequences:
         self.split = split
         self._split_id = SPLITS.index(split)
 
-    def __len__(self) -> int:
-        return self.num_examples
-
     def __repr__(self) -> str:
         return (f"ShapesSequences(split={self.split!r}, num_examples={self.num_examples}, "
                 f"num_frames={self.num_frames}, image_size={self.image_size}, "
                 f"occlusion_prob={self.occlusion_prob}, noise_prob={self.noise_prob}, "
                 f"colour_by_class={self.colour_by_class}, palette_noise={self.palette_noise}, "
                 f"seed={self.seed})")
-
-    def _index(self, index) -> int:
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
-            raise TypeError(f"index must be an int; got {type(index).__name__} {index!r}")
-        i = int(index)
-        if i < 0:
-            i += self.num_examples
-        if not 0 <= i < self.num_examples:
-            raise IndexError(f"index {int(index)} is out of range for a data set of length "
-                             f"{self.num_examples}")
-        return i
 
     def _sample_clip(self, scene: shapes_render.Scene, rows: slice, index: int, out: dict,
                      k: int) -> None:
@@ -326,33 +316,3 @@ class ShapesSequences:
         out.pop("occluder_colour", None)
         out["frames"] = image.reshape(b, t, s, s, 3)
         return {k: out[k] for k in FIELDS}
-
-    def materialise(self, keys: Sequence[str] | None = None, *, chunk: int = 256):
-        """The whole split generated once (``chunk`` clips per :meth:`get_batch`) and kept in
-        memory as a :class:`vai_jax.data.sources.ArraySource`; ``keys`` selects record fields
-        (all when ``None``; unknown names raise ``ValueError``)."""
-        from vai_jax.data.sources import ArraySource
-
-        chunk = _check_int(chunk, "chunk", minimum=1)
-        names = list(FIELDS)
-        if keys is not None:
-            unknown = sorted(set(keys) - set(names))
-            if unknown:
-                raise ValueError(f"keys must be fields of the records {sorted(names)}; got "
-                                 f"unknown {unknown}")
-            names = list(keys)
-        parts = [self.get_batch(range(i, min(i + chunk, self.num_examples)))
-                 for i in range(0, self.num_examples, chunk)]
-        return ArraySource({k: np.concatenate([p[k] for p in parts]) for k in names})
-
-    def __getitem__(self, index) -> dict:
-        batch = self.get_batch([self._index(index)])
-        return {k: v[0] for k, v in batch.items()}
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        batch = self.get_batch(indices)
-        return [{k: v[i] for k, v in batch.items()} for i in range(len(indices))]
-
-    def __iter__(self):
-        for i in range(self.num_examples):
-            yield self[i]

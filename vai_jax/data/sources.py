@@ -254,6 +254,77 @@ class ArraySource:
         return {k: v[i] for k, v in self.arrays.items()}
 
 
+class GeneratedSource:
+    """Base of the procedural random-access sources (:class:`vai_jax.data.shapes.ShapesDataset`,
+    :class:`vai_jax.data.shapes_sequences.ShapesSequences`): a subclass sets ``num_examples``
+    and implements ``get_batch(indices) -> {field: array [len(indices), ...]}``; this class gives
+    ``len``, checked integer indexing (negative indices from the end), ``__getitems__`` (grain's
+    batched read), iteration and :meth:`materialise`.
+    """
+
+    num_examples: int
+    materialise_chunk: int = 1000
+
+    def get_batch(self, indices) -> dict:
+        raise NotImplementedError
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The record fields (those of one generated example unless a subclass knows them)."""
+        return tuple(self.get_batch([0]))
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+    def _index(self, index) -> int:
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an int; got {type(index).__name__} {index!r}")
+        i = int(index)
+        if i < 0:
+            i += self.num_examples
+        if not 0 <= i < self.num_examples:
+            raise IndexError(f"index {int(index)} is out of range for a data set of length "
+                             f"{self.num_examples}")
+        return i
+
+    def __getitem__(self, index) -> dict:
+        batch = self.get_batch([self._index(index)])
+        return {k: v[0] for k, v in batch.items()}
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        batch = self.get_batch(indices)
+        return [{k: v[i] for k, v in batch.items()} for i in range(len(indices))]
+
+    def __iter__(self):
+        for i in range(self.num_examples):
+            yield self[i]
+
+    def materialise(self, keys: Sequence[str] | None = None, *,
+                    chunk: int | None = None) -> ArraySource:
+        """The whole split generated once (vectorised, ``chunk`` examples per
+        :meth:`get_batch`, default ``materialise_chunk``) and kept in memory as an
+        :class:`ArraySource`.
+
+        Args:
+          keys: the record fields to keep (all of them when ``None``), e.g.
+            ``("image", "label")``; unknown names raise ``ValueError`` before anything is
+            generated.
+          chunk: examples per :meth:`get_batch` call (memory vs overhead).
+        """
+        from vai_jax._validation import check_int
+
+        chunk = self.materialise_chunk if chunk is None else check_int(chunk, "chunk", ge=1)
+        fields = list(self.fields)
+        names = fields if keys is None else list(keys)
+        unknown = sorted(set(names) - set(fields))
+        if unknown:
+            raise ValueError(f"keys must be fields of the records {sorted(fields)}; got "
+                             f"unknown {unknown}")
+        parts = [self.get_batch(range(i, min(i + chunk, self.num_examples)))
+                 for i in range(0, self.num_examples, chunk)]
+        return ArraySource({k: np.concatenate([p[k] for p in parts]) for k in names})
+
+
 class SelectKeys:
     """A view of a random-access ``source`` whose records keep only ``keys`` (as NumPy arrays),
     e.g. ``SelectKeys(load_source("cifar10", "train"), ("image", "label"))``."""
