@@ -15,8 +15,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, check_image_input
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.spp import adaptive_pool_2d
 
@@ -70,9 +69,15 @@ class AlexNet(nn.Module):
         return (FeatureInfo("stage1", w[0], 8), FeatureInfo("stage2", w[1], 16),
                 FeatureInfo("stage3", w[4], 32))
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 63  # 11x11/4 conv, three 3x3/2 pools
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="AlexNet", stem="stage1/conv1/conv/kernel",
+                              min_size=self.min_input_size)
         self.feature_info  # validates widths
         w = self.widths
         stages = (((w[0], 11, 4, 2),), ((w[1], 5, 1, 2),),

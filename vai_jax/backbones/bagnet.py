@@ -24,8 +24,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, check_image_input
 from vai_jax.backbones.resnet import Stage
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.residual import BottleneckUnit
@@ -89,9 +88,16 @@ class BagNet(nn.Module):
                     jump *= s
         return rf
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty: the
+        receptive field."""
+        return self.receptive_field  # unpadded convolutions
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family=f"BagNet-{self.receptive_field}",
+                              stem="stem_conv1/kernel", min_size=self.min_input_size)
         info = self.feature_info
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         x = nn.Conv(self.stem_width, (1, 1), use_bias=False, **common, name="stem_conv1")(

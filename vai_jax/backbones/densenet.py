@@ -14,10 +14,19 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo, batch_norm
+from vai_jax.backbones.base import FeatureInfo, batch_norm, check_image_input
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.dense import DenseBlock, Transition
+
+
+
+def _densenet_size(side: int, blocks: int) -> int:
+    """Side of the last dense block's map for an input of side ``side``."""
+    side = (side - 1) // 2 + 1  # 7x7/2 conv, padding 3
+    side = (side - 1) // 2 + 1  # 3x3/2 max pool, padding 1
+    for _ in range(blocks - 1):  # 2x2/2 average-pooling transitions, floor
+        side //= 2
+    return side
 
 
 class DenseNet(nn.Module):
@@ -60,9 +69,18 @@ class DenseNet(nn.Module):
             FeatureInfo(f"stage{i + 1}", c, 4 * 2 ** i)
             for i, c in enumerate(self._transition_widths()))
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        s = 1
+        while _densenet_size(s, len(self.block_config)) < 1:
+            s += 1
+        return s
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="DenseNet", stem="stem/conv/kernel",
+                              min_size=self.min_input_size)
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype,
                       bn_axis_name=self.bn_axis_name)
         features = {}

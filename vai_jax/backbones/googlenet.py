@@ -35,12 +35,12 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo, imagenet_to_inception_input, pooled_classifier
+from vai_jax.backbones.base import (FeatureInfo, check_image_input,
+                                   imagenet_to_inception_input, pooled_classifier)
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.inception import InceptionModule
 from vai_jax.nn.lrn import local_response_norm
-from vai_jax.nn.spp import adaptive_pool_2d, max_pool_2d
+from vai_jax.nn.spp import adaptive_pool_2d, max_pool_2d, pool_output_size
 
 # Table 1: name -> (#1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj).
 INCEPTION_V1_TABLE = {
@@ -95,6 +95,18 @@ class AuxClassifier(nn.Module):
         return dense(self.num_classes, name="fc2")(x)
 
 
+
+def _googlenet_fits(side: int, pool4_window: int) -> bool:
+    """Whether every ceil-mode max pool of GoogLeNet fits an input of side ``side``."""
+    side = (side - 1) // 2 + 1  # 7x7/2 conv, padding 3
+    try:
+        for window in (3, 3, 3, pool4_window):
+            side = pool_output_size(side, window, 2, 0, True)
+    except ValueError:
+        return False
+    return True
+
+
 class GoogLeNet(nn.Module):
     """GoogLeNet (Inception v1); see the module docstring.
 
@@ -120,7 +132,8 @@ class GoogLeNet(nn.Module):
         :func:`~vai_jax.backbones.base.imagenet_to_inception_input`).
       dtype, param_dtype, bn_axis_name: compute dtype, parameter dtype, ``pmap`` BN axis.
 
-    ``__call__(x, *, train)``: ``x`` ``[B, H, W, C]`` floating (``H, W >= 32``) →
+    ``__call__(x, *, train)``: ``x`` ``[B, H, W, C]`` floating (``H, W >= min_input_size``: 31,
+    or 15 with ``pool4_window=2``) →
     ``(logits [B, num_classes] or None, features)``. Dropout uses the ``'dropout'`` rng when
     ``train=True``.
     """
@@ -164,9 +177,18 @@ class GoogLeNet(nn.Module):
                 FeatureInfo("stage3", ch["inception_4e"][1], 16),
                 FeatureInfo("stage4", ch["inception_5b"][1], 32))
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        s = 1
+        while not _googlenet_fits(s, self.pool4_window):
+            s += 1
+        return s
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="GoogLeNet", stem="conv1/conv/kernel",
+                              min_size=self.min_input_size)
         if self.pool4_window not in (2, 3):
             raise ValueError(f"pool4_window must be 2 or 3; got {self.pool4_window!r}")
         conv = functools.partial(ConvBNAct, norm=self.norm, dtype=self.dtype,

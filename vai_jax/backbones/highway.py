@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, check_image_input
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.highway import HighwayConv, HighwayDense
 
@@ -64,9 +64,15 @@ class HighwayNet(nn.Module):
         return (FeatureInfo("stem", self.widths[0], 1),) + tuple(
             FeatureInfo(f"stage{i + 1}", w, 2 ** i) for i, w in enumerate(self.widths))
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 2 ** (len(self.widths) - 1)  # a 2x2/2 pool before each later stage
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="HighwayNet", stem="stem/conv/kernel",
+                              min_size=self.min_input_size)
         self.feature_info  # validates the fields
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype,
                       bn_axis_name=self.bn_axis_name)

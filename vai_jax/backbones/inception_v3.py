@@ -29,8 +29,8 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo, imagenet_to_inception_input, pooled_classifier
+from vai_jax.backbones.base import (FeatureInfo, check_image_input,
+                                   imagenet_to_inception_input, pooled_classifier)
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.spp import max_pool_2d
 
@@ -200,11 +200,15 @@ class InceptionV3(nn.Module):
                 FeatureInfo("stage2", 288, 8), FeatureInfo("stage3", 768, 16),
                 FeatureInfo("stage4", 2048, 32))
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 75  # unpadded stem convolutions and pools
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
-        if min(x.shape[1:3]) < 75:
-            raise ValueError(f"x must be at least 75×75 for Inception v3; got shape {tuple(x.shape)}")
+        x = check_image_input(self, x, family="Inception v3", stem="conv2d_1a_3x3/conv/kernel",
+                              min_size=self.min_input_size)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
                   bn_epsilon=self.bn_epsilon)
         conv = functools.partial(ConvBNAct, **kw)

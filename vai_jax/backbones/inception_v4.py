@@ -28,8 +28,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo, pooled_classifier
+from vai_jax.backbones.base import FeatureInfo, check_image_input, pooled_classifier
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.spp import max_pool_2d
 
@@ -159,11 +158,8 @@ class InceptionC(_Block):
                                 self.chain(_avg3(x), [(256, 1)], "branch3", train)], -1)
 
 
-def _check_input(x, what):
-    x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
-    if min(x.shape[1:3]) < 75:
-        raise ValueError(f"x must be at least 75×75 for {what}; got shape {tuple(x.shape)}")
-    return x
+def _check_input(module, x, what, stem):
+    return check_image_input(module, x, family=what, stem=stem, min_size=module.min_input_size)
 
 
 class InceptionV4(_Block):
@@ -193,9 +189,14 @@ class InceptionV4(_Block):
                 FeatureInfo("stage2", 384, 8), FeatureInfo("stage3", 1024, 16),
                 FeatureInfo("stage4", 1536, 32))
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 75  # unpadded stem convolutions and pools
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = _check_input(x, "Inception v4").astype(self.dtype)
+        x = _check_input(self, x, "Inception v4", "stem_0/conv/kernel").astype(self.dtype)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
         t = dict(train=train)
         features = {}
@@ -331,9 +332,14 @@ class InceptionResNetV2(_Block):
                 FeatureInfo("stage2", 320, 8), FeatureInfo("stage3", 1088, 16),
                 FeatureInfo("stage4", 1536, 32))
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 75  # unpadded stem convolutions and pools
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = _check_input(x, "Inception-ResNet-v2").astype(self.dtype)
+        x = _check_input(self, x, "Inception-ResNet-v2", "conv2d_1a/conv/kernel").astype(self.dtype)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
         t = dict(train=train)
         features = {}

@@ -22,8 +22,7 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo, pooled_classifier
+from vai_jax.backbones.base import FeatureInfo, check_image_input, pooled_classifier
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.separable import DepthwiseSeparableConv
 
@@ -70,9 +69,15 @@ class MobileNetV1(nn.Module):
                     info.append(FeatureInfo(name, self._width(c), stride))
         return tuple(info)
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 1  # padded convolutions
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="MobileNet v1", stem="conv1/conv/kernel",
+                              min_size=self.min_input_size)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
         names = dict((b, n) for n, b in _FEATURE_BLOCKS)
         features = {}

@@ -17,8 +17,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo, pooled_classifier
+from vai_jax.backbones.base import FeatureInfo, check_image_input, pooled_classifier
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.inverted_residual import InvertedResidual, make_divisible
 
@@ -84,9 +83,15 @@ class MobileNetV2(nn.Module):
             info.append(FeatureInfo(f"stage{k}", channels, stride))
         return tuple(info)
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 1  # padded convolutions
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="MobileNet v2", stem="stem/conv/kernel",
+                              min_size=self.min_input_size)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
         blocks, ends = self.blocks(), self._stage_ends()
         features = {}

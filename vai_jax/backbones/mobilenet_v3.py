@@ -23,8 +23,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, check_image_input
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.inverted_residual import InvertedResidual, make_divisible
 
@@ -100,9 +99,15 @@ class MobileNetV3(nn.Module):
             info.append(FeatureInfo(f"stage{k}", 6 * c if i == len(self.blocks) else c, stride))
         return tuple(info)
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 1  # padded convolutions
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="MobileNet v3", stem="stem/conv/kernel",
+                              min_size=self.min_input_size)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
                   bn_epsilon=1e-3, bn_momentum=0.99)
         ends = self._stage_ends()

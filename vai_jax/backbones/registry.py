@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from vai_jax._validation import check_int
+
 from vai_jax.backbones import alexnet, bagnet, densenet, highway, resnet, vgg
 from vai_jax.backbones import googlenet, inception_v3, inception_v4, mobilenet, shufflenet, squeezenet
 from vai_jax.backbones import mobilenet_v2, mobilenet_v3, shufflenet_v2
@@ -42,10 +44,29 @@ def create_model(name: str, *, num_classes: int = 1000, dtype=jnp.float32, **ove
 
     Returns:
       A module with ``apply(variables, x, train=...) -> (logits, features)`` and ``feature_info``.
+      Applied to ``x`` smaller than the family's minimum size, or with another channel count
+      than its parameters were made for, it raises a ValueError saying so.
+
+    Raises:
+      ValueError: unknown ``name``, ``num_classes`` < 0, a non-floating ``dtype``.
+      TypeError: ``num_classes`` not an int (``True`` and ``10.0`` included), an unknown field
+        in ``overrides`` (named).
     """
     table = _table()
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise ValueError(f"unknown model name {name!r}; choose one of: {', '.join(sorted(table))}")
-    if not isinstance(num_classes, int) or num_classes < 0:
-        raise ValueError(f"num_classes must be an int >= 0; got {num_classes!r}")
-    return table[name](num_classes=num_classes, dtype=dtype, **overrides)
+    num_classes = check_int(num_classes, "num_classes", ge=0)
+    try:
+        floating = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        floating = False
+    if not floating:
+        raise ValueError(f"dtype must be a floating dtype (float32, bfloat16, float16); got "
+                         f"{dtype!r}")
+    try:
+        return table[name](num_classes=num_classes, dtype=dtype, **overrides)
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
+            raise
+        raise TypeError(f"create_model({name!r}): {err}; the fields of this model are its "
+                        f"module's dataclass fields") from err

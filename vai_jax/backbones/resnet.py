@@ -33,8 +33,7 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo, batch_norm
+from vai_jax.backbones.base import FeatureInfo, batch_norm, check_image_input
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.residual import PREACT_ORDERS, BasicUnit, BottleneckUnit
 
@@ -177,9 +176,15 @@ class ResNet(nn.Module):
             info.append(FeatureInfo(f"stage{i + 1}", w * self.block_cls.expansion, stride))
         return tuple(info)
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 1  # padded convolutions and pools
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", last_dim=None, shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="ResNet", stem="stem/conv/kernel",
+                              min_size=self.min_input_size)
         info = self.feature_info
         bottleneck = self.block_cls.expansion != 1
         if not bottleneck and (self.groups != 1 or self.base_width != 64):

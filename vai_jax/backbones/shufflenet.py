@@ -32,8 +32,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, check_image_input
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.shuffle import channel_shuffle
 from vai_jax.nn.spp import max_pool_2d
@@ -125,9 +124,15 @@ class ShuffleNetV1(nn.Module):
         return (FeatureInfo("stem", stem, 2),) + tuple(
             FeatureInfo(f"stage{i + 1}", c, 2 ** (i + 3)) for i, c in enumerate(stages))
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 1  # padded convolutions and pools
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="ShuffleNet v1", stem="conv1/conv/kernel",
+                              min_size=self.min_input_size)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
         stem, stages = self.widths()
         features = {}

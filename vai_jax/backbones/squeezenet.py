@@ -25,16 +25,27 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, check_image_input
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.fire import Fire
-from vai_jax.nn.spp import max_pool_2d
+from vai_jax.nn.spp import max_pool_2d, pool_output_size
 
 # Fire modules fire2 … fire9: (squeeze, expand1x1, expand3x3).
 FIRES = ((16, 64, 64), (16, 64, 64), (32, 128, 128), (32, 128, 128),
          (48, 192, 192), (48, 192, 192), (64, 256, 256), (64, 256, 256))
 _BYPASS = ("fire3", "fire5", "fire7", "fire9")
+
+
+
+def _squeezenet_fits(side: int, stem_kernel: int, pools: int) -> bool:
+    """Whether the unpadded stride-2 stem and every ceil-mode 3x3/2 pool fit a side ``side``."""
+    side = (side - stem_kernel) // 2 + 1
+    try:
+        for _ in range(pools):
+            side = pool_output_size(side, 3, 2, 0, True)
+    except ValueError:
+        return False
+    return side >= 1
 
 
 class SqueezeNet(nn.Module):
@@ -76,9 +87,18 @@ class SqueezeNet(nn.Module):
                 stride *= 2
         return tuple(info)
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        s = self.stem_kernel
+        while not _squeezenet_fits(s, self.stem_kernel, 1 + len(self.pool_after)):
+            s += 1
+        return s
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="SqueezeNet", stem="conv1/conv/kernel",
+                              min_size=self.min_input_size)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         init = nn.initializers.kaiming_uniform()
         pool = functools.partial(max_pool_2d, window=3, strides=2, ceil_mode=True)

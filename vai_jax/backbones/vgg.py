@@ -18,8 +18,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
-from vai_jax.backbones.base import FeatureInfo
+from vai_jax.backbones.base import FeatureInfo, check_image_input
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.lrn import local_response_norm
 from vai_jax.nn.spp import adaptive_pool_2d
@@ -96,9 +95,15 @@ class VGG(nn.Module):
         return tuple(FeatureInfo(f"stage{i + 1}", w, 2 ** (i + 1))
                      for i, w in enumerate(self.widths))
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest ``H`` and ``W`` (pixels) for which every feature map is non-empty."""
+        return 2 ** len(self.config)  # a 2x2/2 pool ends every stage
+
     @nn.compact
     def __call__(self, x, *, train: bool):
-        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        x = check_image_input(self, x, family="VGG", stem="stage1/conv1/conv/kernel",
+                              min_size=self.min_input_size)
         info = self.feature_info
         x = x.astype(self.dtype)
         features = {}
