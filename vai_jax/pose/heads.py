@@ -117,17 +117,22 @@ class RegressionHead(nn.Module):
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
+    def _trunk(self, features, values_per_keypoint: int, train: bool):
+        """The raw outputs ``[B, K, values_per_keypoint]`` (float32) and the image extent."""
+        x = select_feature(features, self.in_features)
+        raw = _ConvFC(values_per_keypoint * self.num_keypoints, self.conv_features,
+                      self.num_convs, self.conv_stride, self.hidden, self.dtype,
+                      self.param_dtype, name="trunk")(x, train=train)
+        raw = raw.astype(jnp.float32).reshape(-1, self.num_keypoints, values_per_keypoint)
+        return raw, _image_extent(x, self.stride)
+
     @nn.compact
     def __call__(self, features, *, train: bool):
-        x = select_feature(features, self.in_features)
-        raw = _ConvFC(2 * self.num_keypoints, self.conv_features, self.num_convs,
-                      self.conv_stride, self.hidden, self.dtype, self.param_dtype,
-                      name="trunk")(x, train=train)
-        raw = raw.astype(jnp.float32).reshape(-1, self.num_keypoints, 2)
-        return {"coords": (0.5 + raw) * _image_extent(x, self.stride)}
+        raw, extent = self._trunk(features, 2, train)
+        return {"coords": (0.5 + raw) * extent}
 
 
-class DensityHead(nn.Module):
+class DensityHead(RegressionHead):
     """Density network: mean and log standard deviation per coordinate (Gaussian likelihood).
 
     ``coords = (0.5 + r_μ) · extent`` as in :class:`RegressionHead`;
@@ -138,24 +143,9 @@ class DensityHead(nn.Module):
     ``__call__(features, *, train)`` → ``{"coords": [B, K, 2], "log_std": [B, K, 2]}`` float32.
     """
 
-    num_keypoints: int
-    stride: int
-    in_features: str = "stage4"
-    conv_features: int = 64
-    num_convs: int = 2
-    conv_stride: int = 1
-    hidden: int = 256
-    dtype: jnp.dtype = jnp.float32
-    param_dtype: jnp.dtype = jnp.float32
-
     @nn.compact
     def __call__(self, features, *, train: bool):
-        x = select_feature(features, self.in_features)
-        raw = _ConvFC(4 * self.num_keypoints, self.conv_features, self.num_convs,
-                      self.conv_stride, self.hidden, self.dtype, self.param_dtype,
-                      name="trunk")(x, train=train)
-        raw = raw.astype(jnp.float32).reshape(-1, self.num_keypoints, 4)
-        extent = _image_extent(x, self.stride)
+        raw, extent = self._trunk(features, 4, train)
         return {"coords": (0.5 + raw[..., :2]) * extent,
                 "log_std": raw[..., 2:] + jnp.log(extent / 8.0)}
 
