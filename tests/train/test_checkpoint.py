@@ -224,3 +224,15 @@ def test_checkpoint_without_skip_causes_restores_them_as_zeros(tmp_path):
         np.testing.assert_array_equal(restored.skip_causes, [0, 0, 0])
         _equal(restored.params, old.params)
         mgr.close()
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"save_every": 0}, ValueError, "save_every must be an int >= 1; got 0"),
+    ({"save_every": "10"}, TypeError, "save_every must be an int; got str"),
+    ({"save_every": 10, "max_to_keep": 2.0}, TypeError, "max_to_keep must be an int; got float"),
+    ({"save_every": 10, "best_metric": 1}, TypeError, "best_metric must be a metric name"),
+    ({"save_every": 10, "best_mode": "up"}, ValueError, "best_mode must be 'max' or 'min'"),
+])
+def test_manager_arguments_are_checked_by_name(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        CheckpointManager(str(tmp_path), **kwargs)

@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import pytest
 
-from vai_jax.train.optim import make_optimizer, make_schedule
+from vai_jax.train.optim import make_optimizer, make_plateau, make_schedule
 from vai_jax.train.regularization import make_weight_penalty
 
 PARAMS = {"conv": {"kernel": jnp.asarray(np.linspace(-1, 1, 6).reshape(2, 3), jnp.float32),
@@ -78,6 +78,40 @@ def test_schedules():
         make_schedule("linear", base_lr=0.1, total_steps=10)
     with pytest.raises(ValueError, match="optimizer name"):
         make_optimizer("lamb", learning_rate=0.1)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"learning_rate": -0.1}, ValueError, r"learning_rate must be a finite number > 0.0; got -0.1"),
+    ({"learning_rate": 0.0}, ValueError, "learning_rate must be a finite number > 0.0; got 0.0"),
+    ({"learning_rate": "1e-3"}, TypeError, "learning_rate must be a real number; got str"),
+    ({"momentum": 1.5}, ValueError, r"momentum must be a finite number >= 0.0 and <= 1.0; got 1.5"),
+    ({"momentum": -0.1}, ValueError, "momentum must be a finite number >= 0.0"),
+    ({"b2": 1.0}, ValueError, "b2 must be a finite number >= 0.0 and < 1.0; got 1.0"),
+    ({"eps": 0.0}, ValueError, "eps must be a finite number > 0.0"),
+    ({"weight_decay": -1e-4}, ValueError, "weight_decay must be a finite number >= 0.0"),
+    ({"clip_grad_norm": 0.0}, ValueError, "clip_grad_norm must be a finite number > 0.0"),
+    ({"accumulate_steps": 2.0}, TypeError, "accumulate_steps must be an int; got float"),
+    ({"nesterov": "yes"}, TypeError, "nesterov must be a bool"),
+])
+def test_optimizer_arguments_are_checked_by_name(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make_optimizer("sgd", **{"learning_rate": 0.1, **kwargs})
+    # A schedule is a valid learning rate.
+    make_optimizer("sgd", learning_rate=make_schedule("constant", base_lr=0.1, total_steps=1))
+
+
+@pytest.mark.parametrize("fn, kwargs, error, match", [
+    (make_schedule, {"base_lr": -1.0}, ValueError, "base_lr must be a finite number > 0.0"),
+    (make_schedule, {"total_steps": 10.5}, TypeError, "total_steps must be an int; got float"),
+    (make_schedule, {"warmup_steps": -1}, ValueError, "warmup_steps must be an int >= 0"),
+    (make_schedule, {"boundaries": (5, "x")}, TypeError, "boundaries must be an int; got str"),
+    (make_plateau, {"factor": 1.0}, ValueError, r"factor must be a finite number > 0.0 and < 1.0"),
+    (make_plateau, {"patience": -1}, ValueError, "patience must be an int >= 0; got -1"),
+])
+def test_schedule_and_plateau_arguments_are_checked_by_name(fn, kwargs, error, match):
+    base = {"kind": "step", "base_lr": 0.1, "total_steps": 10} if fn is make_schedule else {}
+    with pytest.raises(error, match=match):
+        fn(**{**base, **kwargs})
 
 
 def test_weight_penalty_per_layer():

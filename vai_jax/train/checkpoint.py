@@ -45,6 +45,8 @@ import orbax.checkpoint as ocp
 from flax import serialization
 from orbax.checkpoint import checkpoint_managers as ocm
 
+from vai_jax._validation import check_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -207,9 +209,11 @@ class CheckpointManager:
     def __init__(self, directory: str, *, save_every: int, max_to_keep: int = 3,
                  best_metric: str | None = None, best_mode: str = "max",
                  async_save: bool = True):
-        if save_every < 1 or max_to_keep < 1:
-            raise ValueError(f"save_every and max_to_keep must be >= 1; got {save_every}, "
-                             f"{max_to_keep}")
+        save_every = check_int(save_every, "save_every", ge=1)
+        max_to_keep = check_int(max_to_keep, "max_to_keep", ge=1)
+        if best_metric is not None and not isinstance(best_metric, str):
+            raise TypeError(f"best_metric must be a metric name (str) or None; got "
+                            f"{best_metric!r}")
         if best_mode not in ("max", "min"):
             raise ValueError(f"best_mode must be 'max' or 'min'; got {best_mode!r}")
         self.directory = os.path.abspath(directory)

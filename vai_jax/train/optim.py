@@ -18,6 +18,8 @@ from typing import Callable, Sequence
 import jax
 import optax
 
+from vai_jax._validation import check_int, check_number
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
 
@@ -43,9 +45,15 @@ def make_schedule(kind: str, *, base_lr: float, total_steps: int, warmup_steps: 
       decay_factor: multiplier at each boundary.
       end_lr_fraction: final rate of the cosine as a fraction of ``base_lr``.
     """
-    if base_lr <= 0:
-        raise ValueError(f"base_lr must be > 0; got {base_lr}")
-    if warmup_steps < 0 or (kind == "cosine" and warmup_steps >= max(total_steps, 1)):
+    if kind not in SCHEDULES:
+        raise ValueError(f"schedule kind must be one of {SCHEDULES}; got {kind!r}")
+    check_number(base_lr, "base_lr", gt=0.0)
+    total_steps = check_int(total_steps, "total_steps", ge=0)
+    warmup_steps = check_int(warmup_steps, "warmup_steps", ge=0)
+    check_number(decay_factor, "decay_factor", gt=0.0)
+    check_number(end_lr_fraction, "end_lr_fraction", ge=0.0)
+    boundaries = [check_int(b, "boundaries", ge=0) for b in boundaries]
+    if kind == "cosine" and warmup_steps >= max(total_steps, 1):
         raise ValueError(
             f"warmup_steps must be in [0, total_steps={total_steps}); got {warmup_steps}")
     if kind == "constant":
@@ -87,15 +95,28 @@ def make_optimizer(name: str, *, learning_rate: float | optax.Schedule, momentum
 
     Returns:
       ``optax.GradientTransformation`` (with extra args when accumulating).
+
+    Raises:
+      ValueError: an unknown ``name``; a learning rate <= 0 (or NaN/inf), ``momentum`` outside
+      ``[0, 1]``, ``b1`` / ``b2`` outside ``[0, 1)``, ``eps`` <= 0, negative
+      ``weight_decay``, ``clip_grad_norm`` <= 0, ``accumulate_steps`` < 1. TypeError: a
+      non-numeric value for any of them (``learning_rate`` may also be a schedule: a callable).
     """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0; got {weight_decay}")
-    if accumulate_steps < 1:
-        raise ValueError(f"accumulate_steps must be >= 1; got {accumulate_steps}")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer name must be one of {OPTIMIZERS}; got {name!r}")
+    if not callable(learning_rate):
+        check_number(learning_rate, "learning_rate", gt=0.0)
+    check_number(momentum, "momentum", ge=0.0, le=1.0)
+    check_number(b1, "b1", ge=0.0, lt=1.0)
+    check_number(b2, "b2", ge=0.0, lt=1.0)
+    check_number(eps, "eps", gt=0.0)
+    check_number(weight_decay, "weight_decay", ge=0.0)
+    accumulate_steps = check_int(accumulate_steps, "accumulate_steps", ge=1)
+    if not isinstance(nesterov, bool):
+        raise TypeError(f"nesterov must be a bool; got {nesterov!r}")
     parts = []
     if clip_grad_norm is not None:
-        if clip_grad_norm <= 0:
-            raise ValueError(f"clip_grad_norm must be > 0 or None; got {clip_grad_norm}")
+        check_number(clip_grad_norm, "clip_grad_norm", gt=0.0)
         parts.append(optax.clip_by_global_norm(clip_grad_norm))
     if name == "sgd":
         if weight_decay:
@@ -127,8 +148,12 @@ def make_plateau(*, factor: float = 0.1, patience: int = 2, cooldown: int = 0,
     Improvement means ``value < (1 - rtol)·best - atol``: the default absolute threshold works
     for negative values (``-accuracy``); a relative one (``rtol > 0``) only for positive ones.
     """
-    if not 0 < factor < 1:
-        raise ValueError(f"factor must be in (0, 1); got {factor}")
+    check_number(factor, "factor", gt=0.0, lt=1.0)
+    patience = check_int(patience, "patience", ge=0)
+    cooldown = check_int(cooldown, "cooldown", ge=0)
+    max_reductions = check_int(max_reductions, "max_reductions", ge=0)
+    check_number(rtol, "rtol", ge=0.0)
+    check_number(atol, "atol", ge=0.0)
     return optax.contrib.reduce_on_plateau(
         factor=factor, patience=patience, rtol=rtol, atol=atol, cooldown=cooldown,
         accumulation_size=1, min_scale=factor**max_reductions * (1 - 1e-6))
