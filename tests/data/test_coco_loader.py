@@ -169,3 +169,32 @@ def test_shapes_export_round_trip(tmp_path):
         np.testing.assert_allclose(got["boxes"], want["boxes"][:n], atol=1e-4)
         np.testing.assert_array_equal(got["masks"], want["masks"][:n])
         np.testing.assert_allclose(got["keypoints"], want["keypoints"][:n], atol=1e-4)
+
+
+def test_every_bad_annotation_is_reported_with_its_id(tmp_path, coco):
+    ann_file, img_dir, _, _ = coco
+    data = json.loads(ann_file.read_text())
+    base = data["annotations"][0]
+    bad = [dict(base, id=40, bbox=[1, 2, 3]),                        # 3 numbers
+           {k: v for k, v in dict(base, id=41).items() if k != "bbox"},  # missing bbox
+           dict(base, id=42, category_id=99),                         # unknown category
+           dict(base, id=43, bbox=[0, 0, -2, 4]),                     # negative width
+           dict(base, id=44, bbox=[0, "1", 2, 2], image_id=1234)]     # string, unknown image
+    data["annotations"] += bad
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(data))
+    with pytest.raises(ValueError) as info:
+        CocoSource(broken, img_dir)
+    msg = str(info.value)
+    assert "broken.json is not valid COCO data: 6 problem(s)" in msg
+    for line in ("annotation id 40: bbox must be a list of 4 numbers [x, y, w, h]; got [1, 2, 3]",
+                 "annotation id 41: missing 'bbox'",
+                 "annotation id 42: category_id 99 is not in categories (ids [3, 7])",
+                 "annotation id 43: bbox width and height must be >= 0; got [0, 0, -2, 4]",
+                 "annotation id 44: bbox must hold 4 finite numbers",
+                 "annotation id 44: image_id 1234 is not in images"):
+        assert line in msg, line
+    assert "annotation id 1:" not in msg and "annotation id 2:" not in msg
+    (tmp_path / "not_json.json").write_text("{images: ")
+    with pytest.raises(ValueError, match="not_json.json is not valid JSON"):
+        CocoSource(tmp_path / "not_json.json", img_dir)

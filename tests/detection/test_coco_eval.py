@@ -1,4 +1,7 @@
-"""COCO box/mask AP through pycocotools on the shapes export; COCO files through CocoSource."""
+"""COCO box/mask AP through pycocotools on the shapes export; COCO files through CocoSource;
+invalid ground truth and results reported whole."""
+import json
+
 import numpy as np
 import pytest
 
@@ -35,6 +38,7 @@ def test_perturbed_detections_score_lower(data):
     ids, boxes, scores, classes, valid = _perfect(batch)
     rng = np.random.default_rng(0)
     shifted = boxes + rng.uniform(-3, 3, boxes.shape).astype(np.float32)
+    shifted[..., 2:] = np.maximum(shifted[..., 2:], shifted[..., :2])  # no inverted boxes
     res = detections_to_coco(ids, shifted, scores, classes, valid)
     ap = coco_ap(gt, res)
     assert 0.0 < ap["AP"] < 0.9 and ap["AP50"] >= ap["AP75"]
@@ -82,3 +86,34 @@ def test_ground_truth_from_records_equals_export_for_boxes(data):
     keep = np.ones_like(valid)
     keep[0] = False
     assert coco_ap(gt, detections_to_coco(ids, boxes, scores, classes, valid & keep))["AP"] == pytest.approx(1.0)
+
+
+def test_invalid_ground_truth_and_results_are_reported_whole(data, tmp_path):
+    _, gt, batch = data
+    bad_gt = dict(gt, annotations=[dict(a) for a in gt["annotations"]])
+    bad_gt["annotations"][0]["bbox"] = [1.0, float("nan"), 2.0, 2.0]
+    bad_gt["annotations"][1]["category_id"] = 77
+    del bad_gt["annotations"][2]["bbox"]
+    first = [a["id"] for a in bad_gt["annotations"][:3]]
+    with pytest.raises(ValueError, match=r"ground_truth is not valid COCO data: 3 problem\(s\)"
+                                         rf"(.|\n)*annotation id {first[0]}: bbox must hold 4 "
+                                         rf"finite numbers(.|\n)*annotation id {first[1]}: "
+                                         rf"category_id 77 is not in categories(.|\n)*annotation "
+                                         rf"id {first[2]}: missing 'bbox'"):
+        coco_ap(bad_gt, [])
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(dict(bad_gt, annotations=bad_gt["annotations"][1:2])))
+    with pytest.raises(ValueError, match=r"gt.json is not valid COCO data: 1 problem"):
+        coco_ap(str(path), [])
+    good = {"image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "score": 0.5}
+    results = [good, dict(good, bbox=[0, 0, 4]), dict(good, score=None),
+               dict(good, image_id=999), dict(good, category_id=42)]
+    with pytest.raises(ValueError, match=r"results is not valid COCO data: 2 problem\(s\):\n  "
+                                         r"result 1: bbox must be a list of 4 numbers(.|\n)*"
+                                         r"result 2: score must be a finite number; got None"):
+        coco_ap(gt, results)
+    with pytest.raises(ValueError, match=r"results do not match the ground truth: 2 problem\(s\)"
+                                         r":\n  result 0: image_id 999 .*images\n  result 1: "
+                                         r"category_id 42 is not in the ground truth's "
+                                         r"categories"):
+        coco_ap(gt, results[3:])

@@ -73,6 +73,14 @@ def test_coco_keypoint_ap_perfect_and_perturbed():
     assert ep.coco_keypoint_ap(gt, [], sigmas=sig)["AP"] == 0.0
     with pytest.raises(ValueError, match="sigmas"):
         ep.coco_keypoint_ap(gt, ep.to_coco_results(np.arange(1, 5), kps, np.ones(4)))
+    broken = dict(gt, annotations=[dict(a) for a in gt["annotations"]])
+    broken["annotations"][1]["category_id"] = 5
+    del broken["annotations"][3]["bbox"]
+    ids = [broken["annotations"][i]["id"] for i in (1, 3)]
+    with pytest.raises(ValueError, match=rf"ground_truth is not valid COCO data: 2 problem(.|\n)*"
+                                         rf"annotation id {ids[0]}: category_id 5 is not in "
+                                         rf"categories(.|\n)*annotation id {ids[1]}: missing"):
+        ep.coco_keypoint_ap(broken, [], sigmas=sig)
 
 
 def test_to_coco_ground_truth_round_trip_and_ap():

@@ -17,18 +17,155 @@ by id) in the project convention (see :mod:`vai_jax.data.pipeline`), read with p
   same way (minus 0.5), so its files read back exactly with the default.
   Points with ``v = 0`` are ``(0, 0, 0)``;
 - ``image_id`` int32 ``[]``: the COCO image id.
+
+Files are validated whole on load (:func:`validate_coco`): every annotation with a missing or
+malformed ``bbox``, an ``image_id`` absent from ``images`` or a ``category_id`` absent from
+``categories`` is reported, with its id, in one ValueError.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import math
+import numbers
 import os
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
 Record = dict
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _ids(entries, what: str, problems: list) -> set:
+    """The integer ``id`` of each entry of ``images`` / ``categories``; problems appended."""
+    ids = set()
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), int) \
+                or isinstance(entry.get("id"), bool):
+            problems.append(f"{what}[{i}] must be an object with an integer 'id'; got "
+                            f"{entry!r:.80}")
+            continue
+        if entry["id"] in ids:
+            problems.append(f"{what}[{i}]: duplicate id {entry['id']}")
+        ids.add(entry["id"])
+    return ids
+
+
+def _bbox_problem(bbox) -> str | None:
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        return f"bbox must be a list of 4 numbers [x, y, w, h]; got {bbox!r:.80}"
+    if not all(_is_number(v) for v in bbox):
+        return f"bbox must hold 4 finite numbers [x, y, w, h]; got {list(bbox)!r:.80}"
+    if bbox[2] < 0 or bbox[3] < 0:
+        return f"bbox width and height must be >= 0; got {list(bbox)!r}"
+    return None
+
+
+def validate_coco(dataset: Any, *, source: str = "COCO data", results: bool = False) -> None:
+    """Check a whole COCO-format dict and report every problem at once.
+
+    Ground truth (``results=False``): ``images`` and ``categories`` lists of objects with unique
+    integer ids, an ``annotations`` list (may be empty or absent); every annotation an object
+    with an ``id``, an ``image_id`` present in ``images``, a ``category_id`` present in
+    ``categories`` and a ``bbox`` ``[x, y, w, h]`` of four finite numbers with ``w, h >= 0``.
+    Detection results (``results=True``): ``dataset`` is the list of result dicts, each with
+    ``image_id``, ``category_id``, ``bbox`` as above and a finite ``score`` (image and category
+    ids are checked by :func:`vai_jax.detection.coco_eval.coco_ap` against the ground truth).
+
+    Args:
+      dataset: the parsed JSON.
+      source: what to call it in the message (the file name).
+      results: validate a results list instead of ground truth.
+
+    Raises:
+      ValueError: listing every bad annotation (by its ``id``, or by its index when it has
+      none) with what is wrong, after a count.
+    """
+    problems: list[str] = []
+    if results:
+        if not isinstance(dataset, list):
+            raise ValueError(f"{source} must be a list of detection results; got "
+                             f"{type(dataset).__name__}")
+        for i, r in enumerate(dataset):
+            if not isinstance(r, Mapping):
+                problems.append(f"result {i} must be an object; got {r!r:.80}")
+                continue
+            for key in ("image_id", "category_id"):
+                if not isinstance(r.get(key), int) or isinstance(r.get(key), bool):
+                    problems.append(f"result {i}: {key} must be an integer; got {r.get(key)!r}")
+            if "bbox" in r:
+                problem = _bbox_problem(r["bbox"])
+                if problem:
+                    problems.append(f"result {i}: {problem}")
+            elif "segmentation" not in r:
+                problems.append(f"result {i}: missing 'bbox' (and no 'segmentation')")
+            if not _is_number(r.get("score")):
+                problems.append(f"result {i}: score must be a finite number; got "
+                                f"{r.get('score')!r}")
+        _raise(problems, source)
+        return
+    if not isinstance(dataset, Mapping):
+        raise ValueError(f"{source} must be a COCO-format object with 'images', 'annotations' "
+                         f"and 'categories'; got {type(dataset).__name__}")
+    for key in ("images", "categories"):
+        if not isinstance(dataset.get(key), list):
+            raise ValueError(f"{source} must have {key!r} as a list; got "
+                             f"{type(dataset.get(key)).__name__}")
+    image_ids = _ids(dataset["images"], "images", problems)
+    category_ids = _ids(dataset["categories"], "categories", problems)
+    annotations = dataset.get("annotations", [])
+    if not isinstance(annotations, list):
+        raise ValueError(f"{source} must have 'annotations' as a list; got "
+                         f"{type(annotations).__name__}")
+    seen = set()
+    for i, a in enumerate(annotations):
+        if not isinstance(a, Mapping):
+            problems.append(f"annotation at index {i} must be an object; got {a!r:.80}")
+            continue
+        name = f"annotation id {a['id']}" if "id" in a else f"annotation at index {i} (no id)"
+        if "id" in a:
+            if a["id"] in seen:
+                problems.append(f"{name}: duplicate id")
+            seen.add(a["id"])
+        if "bbox" not in a:
+            problems.append(f"{name}: missing 'bbox'")
+        else:
+            problem = _bbox_problem(a["bbox"])
+            if problem:
+                problems.append(f"{name}: {problem}")
+        if a.get("image_id") not in image_ids:
+            problems.append(f"{name}: image_id {a.get('image_id')!r} is not in images")
+        if a.get("category_id") not in category_ids:
+            problems.append(f"{name}: category_id {a.get('category_id')!r} is not in categories "
+                            f"(ids {sorted(category_ids)})")
+    _raise(problems, source)
+
+
+def _raise(problems: list, source: str) -> None:
+    if problems:
+        raise ValueError(f"{source} is not valid COCO data: {len(problems)} problem(s):\n  "
+                         + "\n  ".join(problems))
+
+
+def load_coco_json(path: str | os.PathLike) -> dict:
+    """Read and :func:`validate_coco` a COCO-format ground-truth file (FileNotFoundError for a
+    missing file, ValueError naming the file for invalid JSON or invalid COCO data)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"annotation_file not found: {path}")
+    try:
+        with open(path) as f:
+            dataset = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"annotation_file {path} is not valid JSON: {e}") from e
+    validate_coco(dataset, source=f"annotation_file {path}")
+    return dataset
 
 
 def _flip_permutation(names: Sequence[str], k: int) -> np.ndarray:
@@ -66,7 +203,7 @@ class CocoSource:
 
     Raises:
       FileNotFoundError: missing annotation file or image folder (named); ValueError: a json that
-      is not COCO-format.
+      is not COCO-format, listing every bad annotation by id (:func:`validate_coco`).
     """
 
     def __init__(
@@ -83,19 +220,13 @@ class CocoSource:
 
         self.annotation_file = os.fspath(annotation_file)
         self.image_dir = os.fspath(image_dir)
-        if not os.path.isfile(self.annotation_file):
-            raise FileNotFoundError(f"annotation_file not found: {self.annotation_file}")
         if not os.path.isdir(self.image_dir):
             raise FileNotFoundError(f"image_dir is not a folder: {self.image_dir}")
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-                self.coco = COCO(self.annotation_file)
-        except (ValueError, KeyError, TypeError, AssertionError) as e:
-            raise ValueError(f"annotation_file {self.annotation_file} is not a COCO-format json: {e!r}") from e
-        if "images" not in self.coco.dataset or "categories" not in self.coco.dataset:
-            raise ValueError(
-                f"annotation_file {self.annotation_file} must have 'images' and 'categories' lists"
-            )
+        dataset = load_coco_json(self.annotation_file)
+        self.coco = COCO()
+        self.coco.dataset = dataset
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+            self.coco.createIndex()
         self.with_masks = bool(with_masks)
         self.skip_crowd = bool(skip_crowd)
         self.keypoint_offset = float(keypoint_offset)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
+import os
 from typing import Sequence
 
 import numpy as np
@@ -55,9 +55,12 @@ def detections_to_coco(image_ids, boxes, scores, classes, valid, *, masks=None,
 def _load_gt(ground_truth):
     from pycocotools.coco import COCO
 
-    if isinstance(ground_truth, str):
-        with open(ground_truth) as f:
-            ground_truth = json.load(f)
+    from vai_jax.data.coco import load_coco_json, validate_coco
+
+    if isinstance(ground_truth, (str, os.PathLike)):
+        ground_truth = load_coco_json(ground_truth)
+    else:
+        validate_coco(ground_truth, source="ground_truth")
     gt = COCO()
     gt.dataset = copy.deepcopy(ground_truth)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -80,14 +83,31 @@ def coco_ap(ground_truth, results: list[dict], *, iou_type: str = "bbox",
       ``{"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm",
       "ARl"}`` as fractions in ``[0, 1]`` (``-1`` where a size range has no ground truth, the
       pycocotools convention). No results -> all AP/AR 0.
+
+    Raises:
+      ValueError: invalid ground truth (every bad annotation listed by id, see
+      :func:`vai_jax.data.coco.validate_coco`) or results (every bad result listed by index:
+      malformed ``bbox`` or ``score``, an ``image_id`` or ``category_id`` absent from the
+      ground truth); an unknown ``iou_type``.
     """
     from pycocotools.cocoeval import COCOeval
+
+    from vai_jax.data.coco import validate_coco
 
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm'; got {iou_type!r}")
     if iou_type == "segm" and any("segmentation" not in r for r in results):
         raise ValueError("iou_type='segm' needs a 'segmentation' in every result")
     gt = _load_gt(ground_truth)
+    validate_coco(results, source="results", results=True)
+    unknown = [f"result {i}: {key} {r[key]!r} is not in the ground truth's {where}"
+               for i, r in enumerate(results)
+               for key, where, known in (("image_id", "images", gt.imgs),
+                                         ("category_id", "categories", gt.cats))
+               if r[key] not in known]
+    if unknown:
+        raise ValueError(f"results do not match the ground truth: {len(unknown)} problem(s):\n  "
+                         + "\n  ".join(unknown))
     if not results:
         return {k: 0.0 for k in STAT_NAMES}
     sink = io.StringIO()

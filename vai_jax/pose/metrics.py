@@ -184,14 +184,20 @@ def coco_keypoint_ap(ground_truth, results, *, sigmas=None, verbose: bool = Fals
     Returns:
       dict with the keys of :data:`COCO_KEYPOINT_STATS` (floats; pycocotools reports ``-1``
       where a statistic has no ground truth). With no results every statistic is 0.0.
+
+    Raises:
+      ValueError: ground truth that is not valid COCO data, every bad annotation listed by id
+      (:func:`vai_jax.data.coco.validate_coco`); ``sigmas`` of the wrong length.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    from vai_jax.data.coco import load_coco_json, validate_coco
+
     if isinstance(ground_truth, (str, bytes)) or hasattr(ground_truth, "__fspath__"):
-        import json
-        with open(ground_truth) as f:
-            ground_truth = json.load(f)
+        ground_truth = load_coco_json(ground_truth)
+    else:
+        validate_coco(ground_truth, source="ground_truth")
     anns = ground_truth.get("annotations", [])
     num_kp = len(anns[0]["keypoints"]) // 3 if anns else 17
     sig = COCO_PERSON_SIGMAS if sigmas is None else np.asarray(sigmas, np.float64)
