@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_int
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.transposed import bilinear_upsampler
 from vai_jax.ops.upsample import align_to
@@ -33,6 +33,18 @@ def check_input_size(x, min_size: int, name: str = "x"):
         raise ValueError(f"{name} is too small for this network: its total stride is "
                          f"{min_size}, so H and W must be >= {min_size}; got H={h}, W={w}")
     return x
+
+
+def _feature(features, name: str):
+    """``features[name]`` ``[B, h, w, C]`` (floating) of a backbone's dict of named maps."""
+    if not isinstance(features, Mapping):
+        raise TypeError(f"features must be the backbone's dict of named feature maps; got "
+                        f"{type(features).__name__}")
+    if name not in features:
+        raise ValueError(f"in_features names {name!r}, which the backbone does not return; "
+                         f"it returns {sorted(features)}")
+    return check_array(features[name], f"features[{name!r}]", ndim=4, kind="floating",
+                       shape_hint="[B, h, w, C]")
 
 
 def _stride_of(feature_strides: Mapping[str, int], name: str) -> int:
@@ -143,6 +155,10 @@ class ASPP(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, h, w, C]")
+        check_int(self.features, "features", ge=1)
+        for r in self.rates:
+            check_int(r, "rates", ge=1)
         cba = functools.partial(ConvBNAct, self.features, dtype=self.dtype,
                                 param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
         outs = [cba(1, name="branch0")(x, train=train)]
@@ -184,7 +200,8 @@ class DeepLabHead(nn.Module):
 
     @nn.compact
     def __call__(self, features, *, train: bool):
-        x = features[self.in_features]
+        check_int(self.num_classes, "num_classes", ge=1)
+        x = _feature(features, self.in_features)
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype,
                       bn_axis_name=self.bn_axis_name)
         x = ASPP(self.features, self.rates, self.image_pooling, self.dropout_rate, name="aspp",
@@ -224,8 +241,10 @@ class ConvHead(nn.Module):
 
     @nn.compact
     def __call__(self, features, *, train: bool):
-        x = features[self.in_features]
-        width = x.shape[-1] // 4 if self.features is None else self.features
+        check_int(self.num_classes, "num_classes", ge=1)
+        x = _feature(features, self.in_features)
+        width = max(x.shape[-1] // 4, 1) if self.features is None else check_int(
+            self.features, "features", ge=1)
         x = ConvBNAct(width, 3, dtype=self.dtype, param_dtype=self.param_dtype,
                       bn_axis_name=self.bn_axis_name, name="conv")(x, train=train)
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

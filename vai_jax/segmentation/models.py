@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vai_jax._validation import check_array, check_int
 from vai_jax.backbones.registry import create_model
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.dilated import ESPBlock
@@ -28,6 +29,8 @@ def upsample_logits(logits, stride: int, size: Sequence[int]):
     up-sampling by ``stride`` (float32, half-pixel centres, same top-left origin) then the crop
     or edge-pad of :func:`~vai_jax.ops.upsample.align_to`; stride 1 is only aligned (dtype
     kept). Returns ``[B, H, W, K]``."""
+    logits = check_array(logits, "logits", ndim=4, kind="floating", shape_hint="[B, h, w, K]")
+    stride = check_int(stride, "stride", ge=1)
     if stride != 1:
         h, w = logits.shape[1:3]
         logits = resize_bilinear(logits.astype(jnp.float32), (stride * h, stride * w))
@@ -102,6 +105,9 @@ def fcn(backbone: str | Mapping, num_classes: int, *, variant: int = 8, **head) 
       variant: 32, 16 or 8.
       head: other :class:`FCNHead` fields (``fc_features``, ``fc_kernel``, ``in_features``, …).
     """
+    check_int(num_classes, "num_classes", ge=1)
+    if variant not in (32, 16, 8):
+        raise ValueError(f"variant must be 32, 16 or 8; got {variant!r}")
     return Segmenter(_backbone(backbone), FCNHead(num_classes, variant=variant, **head))
 
 
@@ -124,6 +130,8 @@ def deeplabv3(backbone: str | Mapping, num_classes: int, *, output_stride: int =
       head: other :class:`DeepLabHead` fields (``rates``, ``features``, …); the rates are in
         pixels of the stride-``output_stride`` map.
     """
+    check_int(num_classes, "num_classes", ge=1)
+    check_int(output_stride, "output_stride", ge=1)
     return Segmenter(_backbone(backbone, output_stride=output_stride),
                      DeepLabHead(num_classes, **head),
                      aux_head=ConvHead(num_classes, in_features="stage3") if aux else None,
