@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
+
+from vai_jax.viz.figures import save_figure
 
 
 def save(fig, path):
     """Write ``fig`` as a PNG (110 dpi) and log the path."""
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    tqdm.write(f"wrote {path}")
+    save_figure(fig, path, dpi=110, tight=True, announce=True)
 
 
 def plot_pca(path, panels: dict, labels, rotation_k, log_scale, class_names, class_name):

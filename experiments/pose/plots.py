@@ -10,16 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
-from tqdm.auto import tqdm
 
 from vai_jax.ops import keypoints as kpo
 from vai_jax.viz.draw import draw_image
+from vai_jax.viz.figures import save_figure
 
 
 def save(fig, path):
     """Write ``fig`` as a PNG (110 dpi) and log the path."""
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    tqdm.write(f"wrote {path}")
+    save_figure(fig, path, dpi=110, tight=True, announce=True)
 
 
 def plot_predictions(path, val, preds, log_std, n):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from vai_jax.viz.draw import draw_image
+from vai_jax.viz.figures import save_figure
 
 _SHORT = {"circle": "circ", "square": "sq", "triangle": "tri", "star": "star", "cross": "cross",
           "ellipse": "ell"}
@@ -18,8 +18,7 @@ _SHORT = {"circle": "circ", "square": "sq", "triangle": "tri", "star": "star", "
 
 def save(fig, path):
     """Write ``fig`` as a PNG (110 dpi) and log the path."""
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    tqdm.write(f"wrote {path}")
+    save_figure(fig, path, dpi=110, tight=True, announce=True)
 
 
 def plot_decoding(path, test, frames: dict, n: int, class_names):
@@ -62,7 +61,7 @@ def plot_transitions(path, chains: dict, test, class_names):
     np.add.at(counts, (labels[:, :-1], labels[:, 1:]), 1)
     panels = [("log p(next | part), test clips", np.log(counts / counts.sum(1, keepdims=True)))]
     panels += [(f"{name}: learned transitions", np.asarray(w)) for name, w in chains.items()]
-    fig = Figure(figsize=(3.6 * len(panels), 3.4))
+    fig = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
     for k, (title, mat) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), k + 1)
         im = ax.imshow(mat, cmap="viridis")
@@ -72,5 +71,5 @@ def plot_transitions(path, chains: dict, test, class_names):
         ax.set_xlabel("to", fontsize=8)
         ax.set_ylabel("from", fontsize=8)
         ax.set_title(title, fontsize=8)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     save(fig, path)

@@ -7,12 +7,12 @@ pixel frame (``extent=(0, W, H, 0)``).
 from __future__ import annotations
 
 import math
-import os
 from typing import Mapping, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from vai_jax.viz.figures import save_figure
 
 
 def _prep(image) -> np.ndarray:
@@ -20,7 +20,7 @@ def _prep(image) -> np.ndarray:
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[-1] != 3):
-        raise ValueError(f"each image must have shape [H, W], [H, W, 1] or [H, W, 3]; got "
+        raise ValueError(f"images: each image must have shape [H, W], [H, W, 1] or [H, W, 3]; got "
                          f"{img.shape}")
     if np.issubdtype(img.dtype, np.floating):
         img = np.clip(img, 0.0, 1.0)
@@ -37,13 +37,6 @@ def _show(ax, image, title=None):
     ax.set_yticks([])
     if title is not None:
         ax.set_title(str(title), fontsize=7)
-
-
-def _save(fig, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path)
-    return path
 
 
 def save_image_grid(images, path: str, *, ncols: int | None = None,
@@ -68,7 +61,7 @@ def save_image_grid(images, path: str, *, ncols: int | None = None,
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_rows_grid(rows: Mapping[str, Sequence], path: str, *, cell_inches: float = 1.0,
@@ -95,7 +88,7 @@ def save_rows_grid(rows: Mapping[str, Sequence], path: str, *, cell_inches: floa
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_heatmap_grid(images, heatmaps, path: str, *, titles: Sequence[str] | None = None,
@@ -130,4 +123,4 @@ def save_heatmap_grid(images, heatmaps, path: str, *, titles: Sequence[str] | No
         ax.imshow(m, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, extent=(0, w, h, 0),
                   interpolation="nearest")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -1,12 +1,12 @@
 """Line plots of analysis results (accuracy vs depth, accuracy vs parameters) as PNG."""
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
+
+from vai_jax.viz.figures import save_figure
 
 
 def save_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str, *,
@@ -16,6 +16,12 @@ def save_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]]
     """``series = {label: (xs, ys)}`` drawn with markers; ``xticklabels`` label integer x
     positions ``0..n-1``; ``hline = (y, label)`` draws a dashed reference (e.g. chance).
     Returns ``path``."""
+    if not isinstance(series, Mapping) or not series:
+        raise ValueError(f"series must be a non-empty mapping label -> (xs, ys); got {series!r}")
+    for label, pair in series.items():
+        if len(pair) != 2 or len(pair[0]) != len(pair[1]):
+            raise ValueError(f"series[{label!r}] must be (xs, ys) of equal lengths; got "
+                             f"lengths {[len(p) for p in pair]}")
     fig = Figure(figsize=(5.5, 3.6), dpi=dpi)
     ax = fig.add_subplot(1, 1, 1)
     for label, (xs, ys) in series.items():
@@ -35,7 +41,4 @@ def save_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]]
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path)
-    return path
+    return save_figure(fig, path)
