@@ -5,7 +5,11 @@ gesture (Quattoni et al. 2007) and an order-free bag-of-frames gesture classifie
 
   python experiments/sequences/main.py --workdir W --config experiments/sequences/configs/default.py
 
-Expected: PENDING. ``:runlocal`` is a seconds-long smoke test.
+Expected (500 test clips; 2-core CPU shared with other jobs, load 4-8, 2026-12-03: 11 min 37 s
+wall): frame accuracy per-frame 76.0%, CRF max-marginal 77.6% (degraded frames 62.0% -> 69.1%,
+clean frames 90.2% -> 86.2%), LDCRF 77.6%; gesture accuracy: known chains on the per-frame
+labels 78.8%, hidden CRF 74.6%, bag of frames 49.6%. ``:runlocal`` is a seconds-long smoke
+test.
 """
 import ml_collections
 
