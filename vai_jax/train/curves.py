@@ -1,12 +1,12 @@
-"""Training curves as a PNG (matplotlib, Agg backend) from ``metrics.jsonl``."""
+"""Training curves as a PNG (a matplotlib ``Figure``, no pyplot state) from ``metrics.jsonl``."""
 from __future__ import annotations
 
-import matplotlib
+import os
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
-from vai_jax.train.metrics_writer import read_metrics  # noqa: E402
+from vai_jax.train.metrics_writer import read_metrics
+from vai_jax.viz.figures import save_figure
 
 # (panel title, metric key) in display order; panels without data are left out.
 PANELS = (("loss", "loss"), ("accuracy", "accuracy"), ("top-1 accuracy", "top1"),
@@ -17,15 +17,18 @@ PANELS = (("loss", "loss"), ("accuracy", "accuracy"), ("top-1 accuracy", "top1")
 def plot_curves(metrics_path: str, png_path: str, *, title: str | None = None) -> str:
     """Plot every metric of :data:`PANELS` found in ``metrics_path``, one line per split.
 
-    Returns ``png_path``.
+    Returns ``png_path``. FileNotFoundError names a missing ``metrics_path``.
     """
+    if not os.path.isfile(metrics_path):
+        raise FileNotFoundError(f"metrics_path {metrics_path!r} is not a file")
     records = read_metrics(metrics_path)
     panels = [(t, k) for t, k in PANELS
               if any(isinstance(r.get(k), (int, float)) for r in records)]
     n = max(len(panels), 1)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (label, key) in zip(axes.flat, panels):
         for split in sorted({r.get("split", "train") for r in records}):
             pts = [(r["step"], r[key]) for r in records
@@ -44,6 +47,4 @@ def plot_curves(metrics_path: str, png_path: str, *, title: str | None = None) -
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path, dpi=100)
