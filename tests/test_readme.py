@@ -1,5 +1,7 @@
-"""Every Python block of README.md runs as written (in a fresh interpreter, as a reader would
-paste it), so the documented library examples cannot break silently."""
+"""Every ```python block of README.md runs as written (in a fresh interpreter, as a reader would
+paste it), so the documented library examples cannot break silently. ```py blocks need files
+the reader downloads first (pretrained checkpoints): they are compiled, and every name they use
+from ``weights`` must exist."""
 import os
 import re
 import subprocess
@@ -10,10 +12,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _python_blocks() -> list[str]:
+def _blocks(language: str) -> list[str]:
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         text = f.read()
-    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def _python_blocks() -> list[str]:
+    return _blocks("python")
 
 
 def test_readme_has_python_examples():
@@ -24,7 +30,20 @@ def test_readme_has_python_examples():
 def test_readme_python_block_runs(index, tmp_path):
     code = _python_blocks()[index]
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
+    # One device, as a reader has; the test run's compile-time flags kept (tests/conftest.py).
+    env["XLA_FLAGS"] = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                                if "device_count" not in f)
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"README block {index} failed:\n{code}\n{done.stderr[-3000:]}"
+
+
+def test_readme_download_blocks_compile_and_name_real_functions():
+    from vai_jax import weights
+
+    blocks = _blocks("py")
+    assert blocks
+    for code in blocks:
+        compile(code, "<README>", "exec")
+        for name in re.findall(r"weights\.(\w+)", code):
+            assert hasattr(weights, name), name
