@@ -25,6 +25,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from tqdm import tqdm
 
 from experiments.segmentation import plots
@@ -102,24 +103,50 @@ def class_weights(cfg, train_source, num_classes, max_examples: int = 2000):
     return inverse_frequency_weights(counts, power=cfg.class_weight_power)
 
 
-def train_one(name, cfg, num_classes, train_source, transforms, mesh, weights=None):
+def train_one(name, cfg, num_classes, train_source, transforms, mesh, weights=None,
+              loss_fn=None):
+    """Build ``name`` and train it from scratch by the recipe of ``cfg``; ``loss_fn``
+    (``(outputs, batch) -> [B]``) defaults to the class-weighted pixel cross-entropy.
+    Returns ``(model, FitResult)``."""
     model = build_model(name, cfg, num_classes)
     rng = jax.random.PRNGKey(cfg.seed)
     init_rng, state_rng = jax.random.split(rng)
     variables = init_variables(model, (1, cfg.image_size, cfg.image_size, 3), rng=init_rng)
-    schedule = make_schedule("cosine", base_lr=cfg.lr, total_steps=cfg.num_steps,
+    if loss_fn is None:
+        loss_fn = functools.partial(segmentation_loss, ignore_label=cfg.ignore_label,
+                                    class_weights=weights)
+    return model, train_from(model, variables, cfg, train_source, transforms, mesh, loss_fn,
+                             rng=state_rng, num_steps=cfg.num_steps, lr=cfg.lr,
                              warmup_steps=cfg.warmup_steps)
+
+
+def train_from(model, variables, cfg, train_source, transforms, mesh, loss_fn, *, rng,
+               num_steps: int, lr: float, warmup_steps: int, batch_size: int | None = None,
+               update_scale: dict | None = None):
+    """Train ``model`` from ``variables`` (a fresh init or a trained network to fine-tune) for
+    ``num_steps`` with AdamW (``cfg.weight_decay``), cosine decay from ``lr`` after
+    ``warmup_steps``, ``batch_size`` (default ``cfg.batch_size``) images a step shuffled by
+    ``cfg.seed``. ``update_scale`` maps top-level parameter names to a factor on their updates
+    (a learning rate ``factor · lr`` for that sub-module). Returns the
+    :class:`~vai_jax.train.loop.FitResult`."""
+    batch_size = cfg.batch_size if batch_size is None else batch_size
+    schedule = make_schedule("cosine", base_lr=lr, total_steps=num_steps,
+                             warmup_steps=warmup_steps)
     tx = make_optimizer("adamw", learning_rate=schedule, weight_decay=cfg.weight_decay)
+    for top, factor in (update_scale or {}).items():
+        if top not in variables["params"]:
+            raise ValueError(f"update_scale names {top!r}, not a top-level parameter of the "
+                             f"model {sorted(variables['params'])}")
+        mask = lambda params, top=top: jax.tree_util.tree_map_with_path(
+            lambda path, _: path[0].key == top, params)
+        tx = optax.chain(tx, optax.masked(optax.scale(float(factor)), mask))
     state = parallel.replicate(TrainState.create(apply_fn=model.apply, variables=variables,
-                                                 tx=tx, rng=state_rng), mesh)
-    loss_fn = functools.partial(segmentation_loss, ignore_label=cfg.ignore_label,
-                                class_weights=weights)
+                                                 tx=tx, rng=rng), mesh)
     step = parallel.data_parallel(make_train_step(loss_fn, preprocess_fn=preprocess), mesh)
-    loader = make_loader(train_source, batch_size=cfg.batch_size, seed=cfg.seed, shuffle=True,
+    loader = make_loader(train_source, batch_size=batch_size, seed=cfg.seed, shuffle=True,
                          transforms=transforms)
-    result = fit(state, train_step=step, train_iter=iter(loader), num_steps=cfg.num_steps,
-                 batch_size=cfg.batch_size, log_every=cfg.log_every, progress=cfg.progress)
-    return model, result
+    return fit(state, train_step=step, train_iter=iter(loader), num_steps=num_steps,
+               batch_size=batch_size, log_every=cfg.log_every, progress=cfg.progress)
 
 
 def evaluate_model(model, variables, test_source, cfg, num_classes, transforms):
