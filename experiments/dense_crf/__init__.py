@@ -1,0 +1,1 @@
+"""Dense CRF on segmentation networks: post-processing vs CRF-as-RNN, with boundary metrics."""
