@@ -1,0 +1,1 @@
+"""Semantic segmentation from full masks, image-level labels, points and an objectness prior."""
