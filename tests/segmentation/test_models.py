@@ -23,11 +23,12 @@ def _resnet(**kw):
 
 
 def _init(model, x):
-    return model.init(jax.random.PRNGKey(1), x, train=False)
+    # Compiled as one program: eager init would compile every op on its own.
+    return jax.jit(lambda x: model.init(jax.random.PRNGKey(1), x, train=False))(x)
 
 
 def _apply(model, v, x):
-    return model.apply(v, x, train=False)["out"]
+    return jax.jit(lambda v, x: model.apply(v, x, train=False)["out"])(v, x)
 
 
 def _shape(model, shape):
@@ -92,7 +93,7 @@ def test_fcn_skip_layers_start_at_zero_and_are_used():
         out = net.apply(dict(v, params=p), x, train=False)["out"]
         return jnp.sum(out[..., 0] * jnp.arange(out.shape[2]))
 
-    g = jax.grad(loss)(v["params"])["head"]
+    g = jax.jit(jax.grad(loss))(v["params"])["head"]
     assert float(jnp.abs(g["score_skip2"]["kernel"]).max()) > 0
     assert float(jnp.abs(g["up4"]["kernel"]).max()) > 0
     np.testing.assert_array_equal(g["up_final"]["kernel"], 0.0)  # not learnable
@@ -148,8 +149,8 @@ def test_aux_head_and_builders():
     # the builder is the Segmenter written out
     by_hand = Segmenter(_resnet(), FCNHead(K, variant=16, fc_features=(8, 8), fc_kernel=3))
     built = fcn(backbone, K, variant=16, fc_features=(8, 8), fc_kernel=3)
-    assert jax.tree.map(jnp.shape, _init(built, x)) == jax.tree.map(jnp.shape,
-                                                                   _init(by_hand, x))
+    assert jax.tree.map(jnp.shape, jax.eval_shape(lambda: _init(built, x))) == jax.tree.map(
+        jnp.shape, jax.eval_shape(lambda: _init(by_hand, x)))
     with pytest.raises(ValueError, match="backbone must be a create_model name"):
         fcn(dict(widths=(4, 4, 8, 8)), K)
 
@@ -223,7 +224,7 @@ def _decoder_io(net, v, x, layer):
 
     y = nn.intercept_methods(grab)
     with y:
-        _apply(net, v, x)
+        net.apply(v, x, train=False)  # eager: the interceptor keeps concrete arrays
     return np.asarray(captured["in"], np.float64), np.asarray(captured["out"], np.float64)
 
 
