@@ -6,28 +6,15 @@ prior: mIoU against the annotation cost (Bearman et al. 2016).
 Writes ``results.json``, ``results.md``, ``predictions.png``, ``annotations.png`` and
 ``cost.png`` to the workdir.
 """
-import os
-
-from absl import app, flags, logging
-from ml_collections import config_flags
-
+from experiments import cli
 from experiments.point_supervision import train
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (tables, figures).",
-                               required=True)
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
-    "Path to an ml_collections config file (optionally ':variant').", lock_config=True)
 
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)
-    out = train.run(_CONFIG.value, _WORKDIR.value)
+def report(config, workdir):
+    out = train.run(config, workdir)
     print(train.results_table(out["rows"]))
-    print(train.summary_line(out, _WORKDIR.value))
+    print(train.summary_line(out, workdir))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.main(__file__, report)
