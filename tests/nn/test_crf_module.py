@@ -168,9 +168,9 @@ def test_crf_as_rnn_refines_the_network_and_trains_both():
     x = (u8 / 255.0 - 0.5) / 0.25
     crf = DenseCRF(iterations=2, spatial_sigma=1.0, bilateral_sigmas=(3.0, 40.0))
     model = CRFAsRNN(_TinySegmenter(), crf, image_mean=127.5, image_std=63.75)
-    variables = model.init(jax.random.key(0), x, train=False)
+    variables = jax.jit(lambda k, x: model.init(k, x, train=False))(jax.random.key(0), x)
     assert set(variables["params"]) == {"network", "crf"}
-    out = model.apply(variables, x, train=False)
+    out = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
     unary = _TinySegmenter().apply({"params": variables["params"]["network"]}, x,
                                    train=False)["out"]
     np.testing.assert_allclose(out["unary"], unary, rtol=1e-6)
@@ -183,7 +183,7 @@ def test_crf_as_rnn_refines_the_network_and_trains_both():
         z = model.apply({"params": params}, x, train=True)["out"]
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), labels[..., None], -1))
 
-    grads = jax.grad(loss)(variables["params"])
+    grads = jax.jit(jax.grad(loss))(variables["params"])
     assert float(jnp.abs(grads["network"]["conv"]["kernel"]).max()) > 0
     assert float(jnp.abs(grads["crf"]["bilateral_weight"])) > 0
     with pytest.raises(ValueError, match="x must have rank 4"):
