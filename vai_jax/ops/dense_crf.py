@@ -38,8 +38,9 @@ bilateral kernel has two implementations:
 
 Works under ``jax.jit``, ``jax.vmap`` and ``jax.grad`` (with respect to the logits, the weights
 and the compatibility; the kernels' geometry is fixed by the image and the sigmas, which are
-Python floats, and no gradient flows into the image). Computation is float32 for half-precision
-inputs.
+Python floats, and no gradient flows into the image). The whole-kernel exact path has a custom
+VJP, so it supports reverse-mode differentiation only (``jax.grad``, ``jax.vjp``; not
+``jax.jvp`` / ``jax.jacfwd``). Computation is float32 for half-precision inputs.
 """
 from __future__ import annotations
 
