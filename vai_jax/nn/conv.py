@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vai_jax._validation import check_array, check_int
 from vai_jax.nn.norm import batch_norm
 
 
@@ -19,8 +20,8 @@ def same_padding(kernel_size, dilation=1) -> tuple[tuple[int, int], tuple[int, i
     Unlike ``'SAME'`` (which pads asymmetrically for even strides), this keeps the centre of
     output (i, j) at input ``(s·i, s·j)`` in the pixel-centre frame, as torchvision's nets do.
     """
-    kh, kw = _pair(kernel_size)
-    dh, dw = _pair(dilation)
+    kh, kw = (check_int(k, "kernel_size", ge=1) for k in _pair(kernel_size))
+    dh, dw = (check_int(d, "dilation", ge=1) for d in _pair(dilation))
     ph, pw = dh * (kh - 1) // 2, dw * (kw - 1) // 2
     return ((ph, ph), (pw, pw))
 
@@ -66,6 +67,12 @@ class ConvBNAct(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        x = check_array(x, "x", min_ndim=3, kind="floating", shape_hint="[B, H, W, C]")
+        check_int(self.features, "features", ge=1)
+        groups = check_int(self.groups, "groups", ge=1)
+        if x.shape[-1] % groups or self.features % groups:
+            raise ValueError(f"groups={groups} must divide the input channels ({x.shape[-1]}) and "
+                             f"features ({self.features})")
         padding = same_padding(self.kernel_size, self.dilation) if self.padding is None else self.padding
         use_bias = (not self.norm) if self.use_bias is None else self.use_bias
         x = nn.Conv(self.features, _pair(self.kernel_size), strides=_pair(self.strides),

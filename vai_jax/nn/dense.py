@@ -5,7 +5,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_int
 from vai_jax.nn.norm import batch_norm
 
 _KERNEL_INIT = nn.initializers.variance_scaling(2.0, "fan_in", "normal")  # torchvision: kaiming_normal_
@@ -28,6 +28,8 @@ class DenseLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        check_int(self.growth_rate, "growth_rate", ge=1)
+        check_int(self.bn_size, "bn_size", ge=1)
         norm = batch_norm(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
                           axis_name=self.bn_axis_name)
         conv = lambda f, k, name: nn.Conv(  # noqa: E731
@@ -59,6 +61,7 @@ class DenseBlock(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        check_int(self.num_layers, "num_layers", ge=1)
         for i in range(self.num_layers):
             new = DenseLayer(self.growth_rate, self.bn_size, self.drop_rate, dtype=self.dtype,
                              param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
@@ -80,6 +83,8 @@ class Transition(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        check_int(self.features, "features", ge=1)
         x = batch_norm(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
                        axis_name=self.bn_axis_name)(name="bn")(x)
         x = nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype,

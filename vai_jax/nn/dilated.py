@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vai_jax._validation import check_int
 from vai_jax.nn.conv import ConvBNAct
 
 
@@ -59,6 +60,11 @@ class DilatedConvStack(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        if not len(self.dilations):
+            raise ValueError(f"dilations must be a non-empty sequence of ints >= 1; got "
+                             f"{self.dilations!r}")
+        for d in self.dilations:
+            check_int(d, "dilations", ge=1)
         for i, d in enumerate(self.dilations, start=1):
             x = ConvBNAct(self.features, self.kernel_size, dilation=d, norm=self.norm, act=self.act,
                           dtype=self.dtype, param_dtype=self.param_dtype,

@@ -6,6 +6,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vai_jax._validation import check_array, check_int
 from vai_jax.nn.conv import ConvBNAct
 
 
@@ -38,6 +39,9 @@ class Fire(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        for field in ("squeeze", "expand1x1", "expand3x3"):
+            check_int(getattr(self, field), field, ge=1)
         out_ch = self.expand1x1 + self.expand3x3
         if self.bypass and x.shape[-1] != out_ch:
             raise ValueError(f"bypass=True needs input channels == expand1x1 + expand3x3 = {out_ch}; "

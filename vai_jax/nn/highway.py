@@ -9,7 +9,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_int
 from vai_jax.nn.conv import ConvBNAct
 
 
@@ -63,7 +63,10 @@ class HighwayConv(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
-        c, k = x.shape[-1], self.kernel_size
+        c, k = x.shape[-1], check_int(self.kernel_size, "kernel_size", ge=1)
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (the gate and the transform keep the "
+                             f"size); got {k}")
         h = ConvBNAct(c, k, norm=self.norm, act=self.act, dtype=self.dtype,
                       param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
                       name="h")(x, train=train)

@@ -7,6 +7,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vai_jax._validation import check_array, check_int
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.spp import max_pool_2d
 
@@ -59,6 +60,10 @@ class InceptionModule(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+        for field in ("ch1x1", "ch3x3red", "ch3x3", "ch5x5red", "ch5x5", "pool_proj"):
+            check_int(getattr(self, field), field, ge=0 if self.naive else 1)
+
         def conv(features, k, name):
             return ConvBNAct(features, k, norm=self.norm, act=self.act, dtype=self.dtype,
                              param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,

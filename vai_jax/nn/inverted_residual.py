@@ -8,7 +8,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_int, check_number
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.squeeze_excite import SqueezeExcite
 
@@ -17,6 +17,8 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     """The MobileNets' channel rounding (TF-slim's, as torchvision): the multiple of ``divisor``
     nearest to ``value`` (at least ``divisor``), raised by ``divisor`` when that is more than
     10% below ``value``."""
+    divisor = check_int(divisor, "divisor", ge=1)
+    check_number(value, "value", gt=0)
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
 
@@ -61,6 +63,8 @@ class InvertedResidual(nn.Module):
         x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
         if self.strides not in (1, 2):
             raise ValueError(f"strides must be 1 or 2; got {self.strides!r}")
+        check_int(self.features, "features", ge=1)
+        check_int(self.expanded, "expanded", ge=1)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
                   bn_epsilon=self.bn_epsilon, bn_momentum=self.bn_momentum)
         c_in = x.shape[-1]

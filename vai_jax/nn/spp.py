@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import lax
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_int
 
 
 def _pair(v) -> tuple[int, int]:
@@ -105,9 +105,9 @@ def max_pool_2d(x, window, strides, *, padding=0, ceil_mode: bool = False):
     """PyTorch's ``MaxPool2d`` on NHWC ``x``: symmetric ``padding`` (with -inf), optional
     ``ceil_mode``. ``[..., H, W, C] → [..., H', W', C]`` with ``H'`` from :func:`pool_output_size`."""
     x = check_array(x, "x", min_ndim=3, kind="floating", shape_hint="[..., H, W, C]")
-    kh, kw = _pair(window)
-    sh, sw = _pair(strides)
-    ph, pw = _pair(padding)
+    kh, kw = (check_int(k, "window", ge=1) for k in _pair(window))
+    sh, sw = (check_int(v, "strides", ge=1) for v in _pair(strides))
+    ph, pw = (check_int(v, "padding", ge=0) for v in _pair(padding))
     pads = []
     for axis, k, s, p in ((-3, kh, sh, ph), (-2, kw, sw, pw)):
         length = x.shape[axis]

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vai_jax._validation import check_array, check_int
 from vai_jax.ops.upsample import (bilinear_kernel, bilinear_kernel_size, bilinear_padding,
                                   conv_transpose)
 
@@ -34,6 +35,8 @@ def bilinear_init(key, shape, dtype=jnp.float32):
     ``s``, or ``C_in != C_out`` (ungrouped).
     """
     del key
+    if len(shape) != 4:
+        raise ValueError(f"shape must be a kernel shape [k, k, C_in, C_out]; got {tuple(shape)}")
     kh, kw, cin, cout = shape
     if kh != kw:
         raise ValueError(f"bilinear_init needs a square kernel; got shape {tuple(shape)}")
@@ -85,6 +88,9 @@ class TransposedConv(nn.ConvTranspose):
 
     @nn.compact
     def __call__(self, x):  # noqa: D102  (no train-dependent behaviour, like nn.Conv)
+        x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C_in]")
+        check_int(self.features, "features", ge=1)
+        check_int(self.groups, "groups", ge=1)
         cin = x.shape[-1]
         if cin % self.groups or self.features % self.groups:
             raise ValueError(f"groups={self.groups} must divide C_in={cin} and "

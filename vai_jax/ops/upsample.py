@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_int
 
 
 def _check_factor(factor, name="factor"):
@@ -55,6 +55,12 @@ def transposed_conv_output_size(size: int, kernel_size: int, stride: int, paddin
 
     Raises ValueError when the result is < 1 or ``output_padding >= max(stride, dilation)``.
     """
+    size = check_int(size, "size", ge=1)
+    kernel_size = check_int(kernel_size, "kernel_size", ge=1)
+    stride = check_int(stride, "stride", ge=1)
+    padding = check_int(padding, "padding", ge=0)
+    output_padding = check_int(output_padding, "output_padding")
+    dilation = check_int(dilation, "dilation", ge=1)
     if output_padding < 0 or output_padding >= max(stride, dilation):
         raise ValueError(f"output_padding must be in [0, max(stride, dilation)); got "
                          f"{output_padding} with stride {stride}, dilation {dilation}")
@@ -115,10 +121,16 @@ def conv_transpose(x, kernel, *, strides: int | Sequence[int] = 1,
     """
     x = check_array(x, "x", ndim=4, kind="floating", shape_hint="[B, H, W, C_in]")
     kernel = check_array(kernel, "kernel", ndim=4, shape_hint="[kh, kw, C_in, C_out/groups]")
-    pair = lambda v: (int(v), int(v)) if np.ndim(v) == 0 else tuple(int(u) for u in v)
-    s, p, a = pair(strides), pair(padding), pair(output_padding)
+    def pair(v, name, ge):
+        values = (v, v) if np.ndim(v) == 0 else tuple(v)
+        if len(values) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints; got {v!r}")
+        return tuple(check_int(u, name, ge=ge) for u in values)
+
+    s, p, a = pair(strides, "strides", 1), pair(padding, "padding", 0), pair(
+        output_padding, "output_padding", 0)
     kh, kw, cin, cout_g = kernel.shape
-    g = feature_group_count
+    g = check_int(feature_group_count, "feature_group_count", ge=1)
     if cin != x.shape[-1]:
         raise ValueError(f"kernel must have C_in = {x.shape[-1]} (x's channels) on axis 2; "
                          f"got kernel shape {tuple(kernel.shape)}")
