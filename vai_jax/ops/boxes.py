@@ -121,10 +121,19 @@ def generalized_box_iou(boxes1: jax.Array, boxes2: jax.Array) -> jax.Array:
     return _giou(boxes1[:, None, :], boxes2[None, :, :])
 
 
+def _check_broadcast(boxes1, boxes2) -> None:
+    try:
+        jnp.broadcast_shapes(boxes1.shape, boxes2.shape)
+    except ValueError:
+        raise ValueError(f"boxes1 and boxes2 must broadcast to one shape [..., 4]; got "
+                         f"{tuple(boxes1.shape)} and {tuple(boxes2.shape)}") from None
+
+
 def paired_box_iou(boxes1: jax.Array, boxes2: jax.Array) -> jax.Array:
     """Elementwise IoU of matched boxes: broadcastable ``[..., 4]`` and ``[..., 4]`` -> ``[...]``."""
     boxes1 = _boxes(boxes1, "boxes1")
     boxes2 = _boxes(boxes2, "boxes2")
+    _check_broadcast(boxes1, boxes2)
     return _iou(boxes1, boxes2)
 
 
@@ -132,6 +141,7 @@ def paired_generalized_box_iou(boxes1: jax.Array, boxes2: jax.Array) -> jax.Arra
     """Elementwise GIoU of matched boxes: broadcastable ``[..., 4]`` and ``[..., 4]`` -> ``[...]``."""
     boxes1 = _boxes(boxes1, "boxes1")
     boxes2 = _boxes(boxes2, "boxes2")
+    _check_broadcast(boxes1, boxes2)
     return _giou(boxes1, boxes2)
 
 
@@ -200,8 +210,10 @@ def valid_box_mask(boxes: jax.Array, *, min_size: float = 0.0) -> jax.Array:
 
     A box is valid when all four coordinates are finite, ``x2 - x1 > 0``, ``y2 - y1 > 0`` and both
     sides are ``>= min_size`` (torchvision's ``remove_small_boxes`` keeps ``>= min_size``).
+    ``min_size`` must be a number ``>= 0``.
     """
     boxes = _boxes(boxes, "boxes")
+    check_number(min_size, "min_size", ge=0.0)
     w = boxes[..., 2] - boxes[..., 0]
     h = boxes[..., 3] - boxes[..., 1]
     finite = jnp.all(jnp.isfinite(boxes), axis=-1)

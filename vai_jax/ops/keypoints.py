@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from vai_jax._validation import check_array, check_finite, check_positive, is_concrete
+from vai_jax._validation import (check_array, check_finite, check_number, check_positive,
+                                 is_concrete)
 from vai_jax.ops.coords import image_to_heatmap, inside_image, pixel_centers
 from vai_jax.ops.numerics import softmax
 
@@ -39,9 +40,7 @@ def _prepare_heatmaps(heatmaps, name: str = "heatmaps"):
 
 
 def _check_beta(beta):
-    if is_concrete(beta) and np.ndim(beta) != 0:
-        raise ValueError(f"beta must be a scalar; got shape {np.shape(beta)}")
-    check_positive(beta, "beta")
+    check_number(beta, "beta", gt=0.0)
 
 
 def _check_shape(shape, name: str = "shape") -> tuple[int, int]:

@@ -8,7 +8,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_int, check_number
 from vai_jax.ops._roi_common import _check_roi_inputs, _output_size
 from vai_jax.ops.roi_align import _check_sampling, _roi_align_impl
 
@@ -34,6 +34,11 @@ def fpn_levels(
       ``[K]`` int32 in ``[0, max_level - min_level]``.
     """
     boxes = check_array(boxes, "boxes", ndim=2, last_dim=4, kind="floating", shape_hint="[K, 4]")
+    min_level = check_int(min_level, "min_level", ge=0)
+    max_level = check_int(max_level, "max_level", ge=min_level)
+    check_number(canonical_scale, "canonical_scale", gt=0.0)
+    check_int(canonical_level, "canonical_level", ge=0)
+    check_number(eps, "eps", ge=0.0)
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     s = jnp.sqrt(area)
     lvl = jnp.floor(canonical_level + jnp.log2(s / canonical_scale) + eps)
