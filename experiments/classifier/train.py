@@ -118,9 +118,11 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
 
     train_source, test_source = build_sources(cfg)
     train_loader = make_loader(train_source, batch_size=cfg.batch_size, seed=cfg.seed,
-                               shuffle=True, worker_count=cfg.grain_workers)
+                               shuffle=True, worker_count=cfg.grain_workers,
+                               num_classes=num_classes)
     test_loader = make_loader(test_source, batch_size=cfg.batch_size, seed=cfg.seed,
-                              shuffle=False, num_epochs=1, drop_remainder=False)
+                              shuffle=False, num_epochs=1, drop_remainder=False,
+                              num_classes=num_classes)
     image_shape = tuple(np.shape(train_source[0]["image"]))
 
     dtype = compute_dtype(cfg.precision)
@@ -149,11 +151,12 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
         metrics_fn=lambda out, b: {"accuracy": (jnp.argmax(out[0], -1) == b["label"])},
         preprocess_fn=preprocess,
         regularizer=make_weight_penalty(l1=reg.l1, l2=reg.l2) if reg.l1 or reg.l2 else None,
-        ema_decay=cfg.ema_decay or None)
+        ema_decay=cfg.ema_decay or None, num_classes=num_classes)
     ks = tuple(k for k in cfg.eval_topk if k <= num_classes)
     eval_step = make_eval_step(
         lambda out, b, mask: topk_counts(out[0], b["label"], ks, mask),
-        preprocess_fn=preprocess, loss_fn=loss_fn, use_ema=cfg.ema_decay > 0)
+        preprocess_fn=preprocess, loss_fn=loss_fn, use_ema=cfg.ema_decay > 0,
+        num_classes=num_classes)
     run_train = parallel.data_parallel(train_step, mesh)
     run_eval = parallel.data_parallel(eval_step, mesh, donate_state=False)
     evaluate_test = lambda s: evaluate(run_eval, s, iter(test_loader), batch_size=local_batch)
@@ -179,7 +182,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
         "model": cfg.model.name, "dataset": cfg.dataset, "num_params": int(num_params),
         "steps": result.step, "stopped_by": result.stopped_by,
         **{f"test_{k}": v for k, v in result.last_eval.items()},
-        "skipped_steps": int(jax.device_get(result.state.skipped_steps)),
+        "skipped_steps": result.skipped_steps, "skip_causes": result.skip_causes,
         "images_per_sec": result.images_per_sec,
         "train_seconds": result.train_seconds,
         "job_seconds": time.perf_counter() - t_start,

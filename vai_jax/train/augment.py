@@ -11,6 +11,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from vai_jax._validation import check_int
+
 # Per-channel statistics of CIFAR-10's training images (0..255 scale).
 CIFAR10_MEAN = (125.3, 123.0, 113.9)
 CIFAR10_STD = (63.0, 62.1, 66.7)
@@ -27,8 +29,12 @@ def make_preprocess(*, mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float
     """
     mean_a = jnp.asarray(mean, jnp.float32)
     std_a = jnp.asarray(std, jnp.float32)
-    if crop_padding < 0:
-        raise ValueError(f"crop_padding must be >= 0; got {crop_padding}")
+    if mean_a.shape != std_a.shape or mean_a.ndim != 1:
+        raise ValueError(f"mean and std must be one number per channel each; got {mean!r} and "
+                         f"{std!r}")
+    if not bool(jnp.all(std_a > 0)):
+        raise ValueError(f"std must be > 0 for every channel; got {std!r}")
+    crop_padding = check_int(crop_padding, "crop_padding", ge=0)
 
     def one(image, key):
         flip_key, crop_key = jax.random.split(key)

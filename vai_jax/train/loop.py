@@ -75,6 +75,12 @@ class Plateau:
     metric: str
     mode: str = "max"
 
+    def __post_init__(self):
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min'; got {self.mode!r}")
+        if not isinstance(self.metric, str):
+            raise TypeError(f"metric must be a metric name (str); got {self.metric!r}")
+
 
 @dataclasses.dataclass
 class FitResult:
@@ -135,8 +141,8 @@ def evaluate(eval_step: Callable, state, batches: Iterable[dict], *, batch_size:
     A last batch smaller than ``batch_size`` is padded (mask 0) to keep shapes static.
     ``eval_step`` returns sums including ``"count"``; each other sum ``name`` (suffix
     ``_correct``/``_sum`` removed) is divided by the total count, except ``"invalid_labels"``
-    (:func:`vai_jax.train.step.make_eval_step` with ``num_classes``), returned as a total and
-    logged as a warning when not 0 (the metrics are then NaN).
+    (:func:`vai_jax.train.step.make_eval_step` with ``num_classes``): when not 0 it is returned
+    as a total and logged as a warning (the metrics of those batches are NaN).
     """
     batch_size = check_int(batch_size, "batch_size", ge=1)
     totals: dict = {}
@@ -161,11 +167,10 @@ def evaluate(eval_step: Callable, state, batches: Iterable[dict], *, batch_size:
             k = k.removesuffix(suffix)
         out[k] = v / count
     out["count"] = count
-    if invalid is not None:
+    if invalid:
         out["invalid_labels"] = invalid
-        if invalid:
-            logger.warning("evaluation saw %d class id(s) outside [0, num_classes); the metrics "
-                           "of their batches are NaN", int(invalid))
+        logger.warning("evaluation saw %d class id(s) outside [0, num_classes); the metrics "
+                       "of their batches are NaN", int(invalid))
     return out
 
 

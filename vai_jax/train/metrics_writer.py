@@ -35,6 +35,8 @@ class MetricsWriter:
     """
 
     def __init__(self, workdir: str, *, tensorboard: bool = True):
+        if not isinstance(workdir, (str, os.PathLike)) or not os.fspath(workdir):
+            raise TypeError(f"workdir must be a directory path; got {workdir!r}")
         self.active = jax.process_index() == 0
         self.path = os.path.join(workdir, "metrics.jsonl")
         self._tb = None

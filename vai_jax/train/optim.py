@@ -26,7 +26,12 @@ SCHEDULES = ("constant", "cosine", "step")
 
 def kernel_mask(params):
     """Pytree of bools: True for leaves of rank >= 2 (kernels), False otherwise."""
-    return jax.tree.map(lambda p: p.ndim >= 2, params)
+    def is_kernel(path, p):
+        if not hasattr(p, "ndim"):
+            raise TypeError(f"params must hold arrays; {jax.tree_util.keystr(path)} is "
+                            f"{type(p).__name__}")
+        return p.ndim >= 2
+    return jax.tree_util.tree_map_with_path(is_kernel, params)
 
 
 def make_schedule(kind: str, *, base_lr: float, total_steps: int, warmup_steps: int = 0,
@@ -161,5 +166,6 @@ def make_plateau(*, factor: float = 0.1, patience: int = 2, cooldown: int = 0,
 
 def plateau_update(plateau: optax.GradientTransformationExtraArgs, plateau_state, value):
     """Feed one validation value (lower is better) to the plateau state; returns the new state."""
+    check_number(value, "value", finite=False)
     _, new_state = plateau.update(updates={}, state=plateau_state, value=value)
     return new_state

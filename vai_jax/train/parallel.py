@@ -21,25 +21,36 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 DATA_AXIS = "data"
 
 
+def _check_mesh(mesh) -> Mesh:
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh must be a jax.sharding.Mesh (make_mesh()); got "
+                        f"{type(mesh).__name__}")
+    return mesh
+
+
 def make_mesh(devices=None) -> Mesh:
     """A 1-D mesh named ``('data',)`` over ``devices`` (default: all devices of all hosts)."""
     devices = jax.devices() if devices is None else list(devices)
+    if not devices:
+        raise ValueError("devices must hold at least one device (or be None for all of them)")
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
     """Sharding of the train state: a full copy on every device."""
+    _check_mesh(mesh)
     return NamedSharding(mesh, P())
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Sharding of batch arrays: leading axis split along ``'data'``."""
+    _check_mesh(mesh)
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
 def check_batch_size(global_batch_size: int, mesh: Mesh, name: str = "global batch size") -> None:
     """ValueError unless ``global_batch_size`` is a positive multiple of the mesh's devices."""
-    n = mesh.devices.size
+    n = _check_mesh(mesh).devices.size
     if global_batch_size <= 0 or global_batch_size % n:
         raise ValueError(
             f"{name} {global_batch_size} is not divisible by the number of devices {n}: "
@@ -49,6 +60,7 @@ def check_batch_size(global_batch_size: int, mesh: Mesh, name: str = "global bat
 
 def replicate(tree, mesh: Mesh):
     """Place a pytree (the train state) on every device of ``mesh``."""
+    _check_mesh(mesh)
     return jax.device_put(tree, replicated(mesh))
 
 
@@ -83,6 +95,10 @@ def data_parallel(step_fn: Callable, mesh: Mesh, *, donate_state: bool = True) -
     are replicated. With ``donate_state`` the input state's buffers are donated (do not reuse
     it after the call).
     """
+    if not callable(step_fn):
+        raise TypeError(f"step_fn must be callable (state, batch) -> out; got "
+                        f"{type(step_fn).__name__}")
+    _check_mesh(mesh)
     jitted = jax.jit(step_fn, in_shardings=(replicated(mesh), batch_sharding(mesh)),
                      out_shardings=replicated(mesh),
                      donate_argnums=(0,) if donate_state else ())

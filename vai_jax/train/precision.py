@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from vai_jax._validation import check_int, check_number
+
 PRECISIONS = ("float32", "bfloat16", "float16")
 
 
@@ -52,6 +54,12 @@ class DynamicLossScale(struct.PyTreeNode):
     @classmethod
     def create(cls, initial_scale: float = 2.0**15, *, period: int = 2000, factor: float = 2.0,
                min_scale: float = 1.0) -> "DynamicLossScale":
+        """The state at ``initial_scale`` (> 0); ``period`` an int >= 1, ``factor`` > 1,
+        ``min_scale`` > 0 (ValueError / TypeError naming the argument otherwise)."""
+        check_number(initial_scale, "initial_scale", gt=0.0)
+        check_int(period, "period", ge=1)
+        check_number(factor, "factor", gt=1.0)
+        check_number(min_scale, "min_scale", gt=0.0)
         return cls(scale=jnp.asarray(initial_scale, jnp.float32),
                    good_steps=jnp.zeros((), jnp.int32), period=period, factor=factor,
                    min_scale=min_scale)
@@ -75,7 +83,12 @@ class DynamicLossScale(struct.PyTreeNode):
 
 
 def all_finite(tree) -> jax.Array:
-    """bool ``[]``: every element of every floating leaf of ``tree`` is finite."""
+    """bool ``[]``: every element of every floating leaf of ``tree`` is finite (TypeError
+    naming a leaf that is not an array or number)."""
+    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if not (hasattr(x, "dtype") or isinstance(x, (int, float, complex, bool))):
+            raise TypeError(f"tree must hold arrays; {jax.tree_util.keystr(path)} is "
+                            f"{type(x).__name__}")
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
               if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)

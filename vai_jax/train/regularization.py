@@ -14,6 +14,9 @@ import jax.numpy as jnp
 
 def param_path(path) -> str:
     """A ``jax.tree_util`` key path as ``"a/b/kernel"``."""
+    if isinstance(path, (str, bytes)) or not hasattr(path, "__iter__"):
+        raise TypeError(f"path must be a jax.tree_util key path (a tuple of keys); got "
+                        f"{type(path).__name__} {path!r}")
     return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
                     for k in path)
 

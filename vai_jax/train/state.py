@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from vai_jax._validation import check_int
 from vai_jax.train.precision import DynamicLossScale
 
 # Why a train step was skipped (its update not applied), in the order of
@@ -111,7 +112,10 @@ def init_variables(model, input_shape, *, rng, dtype=jnp.float32) -> dict:
 
     Returns the variables dict (``params`` and, for BatchNorm models, ``batch_stats``).
     """
-    x = jnp.zeros(tuple(input_shape), dtype)
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__"):
+        raise TypeError(f"input_shape must be a sequence of ints; got {input_shape!r}")
+    input_shape = tuple(check_int(d, "input_shape", ge=1) for d in input_shape)
+    x = jnp.zeros(input_shape, dtype)
     params_rng, dropout_rng = jax.random.split(jnp.asarray(rng))
     init = jax.jit(lambda r, d: model.init({"params": r, "dropout": d}, x, train=False))
     return dict(init(params_rng, dropout_rng))
