@@ -30,6 +30,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from vai_jax._validation import check_number
+
 Record = dict
 _GEOMETRIC_KEYS = frozenset({"image", "masks", "semantic", "boxes", "keypoints", "valid", "areas"})
 
@@ -39,37 +41,58 @@ _GEOMETRIC_KEYS = frozenset({"image", "masks", "semantic", "boxes", "keypoints",
 
 
 def translation_matrix(tx: float, ty: float) -> np.ndarray:
-    """``(x, y) -> (x + tx, y + ty)``."""
+    """``(x, y) -> (x + tx, y + ty)``; ``tx``, ``ty`` finite numbers."""
+    check_number(tx, "tx")
+    check_number(ty, "ty")
     return np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
 
 
 def scale_matrix(sx: float, sy: float, center: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """Scale by ``(sx, sy)`` about ``center = (cx, cy)``."""
-    cx, cy = center
+    """Scale by ``(sx, sy)`` (finite, non-zero) about ``center = (cx, cy)``."""
+    for name, v in (("sx", sx), ("sy", sy)):
+        check_number(v, name)
+        if v == 0:
+            raise ValueError(f"{name} must be a non-zero number (the map must be invertible); "
+                             f"got {v!r}")
+    cx, cy = _check_center(center)
     s = np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]])
     return translation_matrix(cx, cy) @ s @ translation_matrix(-cx, -cy)
 
 
 def rotation_matrix(angle_deg: float, center: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """Rotate by ``angle_deg`` about ``center``; positive = counter-clockwise on screen (y down)."""
+    check_number(angle_deg, "angle_deg")
     t = np.deg2rad(angle_deg)
     c, s = np.cos(t), np.sin(t)
     r = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
-    cx, cy = center
+    cx, cy = _check_center(center)
     return translation_matrix(cx, cy) @ r @ translation_matrix(-cx, -cy)
 
 
 def hflip_matrix(width: float) -> np.ndarray:
     """Horizontal mirror of an image ``width`` pixels wide: ``x -> width - x`` (pixel ``j`` ->
     pixel ``width - 1 - j``)."""
+    check_number(width, "width", gt=0)
     return np.array([[-1.0, 0.0, float(width)], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
 
 def crop_resize_matrix(x0: float, y0: float, crop_w: float, crop_h: float, out_size: tuple[int, int]) -> np.ndarray:
     """Map the input rectangle ``[x0, x0 + crop_w) × [y0, y0 + crop_h)`` onto an output of
     ``out_size = (height, width)``."""
-    ho, wo = out_size
+    for name, v in (("x0", x0), ("y0", y0)):
+        check_number(v, name)
+    for name, v in (("crop_w", crop_w), ("crop_h", crop_h)):
+        check_number(v, name, gt=0)
+    ho, wo = _check_size(out_size, "out_size")
     return scale_matrix(wo / crop_w, ho / crop_h) @ translation_matrix(-x0, -y0)
+
+
+def _check_center(center) -> tuple[float, float]:
+    if isinstance(center, (str, bytes)) or not hasattr(center, "__len__") or len(center) != 2:
+        raise ValueError(f"center must be a pair (cx, cy) of numbers; got {center!r}")
+    for v in center:
+        check_number(v, "center")
+    return center[0], center[1]
 
 
 def _check_matrix(matrix: Any) -> np.ndarray:
@@ -298,7 +321,9 @@ def transform_boxes(boxes: Any, matrix: Any, out_size: tuple[int, int]):
     Returns:
       ``(boxes float32 [M, 4], nonempty bool [M])``; empty boxes are zeroed.
     """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes, dtype=np.float64)
+    if b.ndim != 2 or b.shape[-1] != 4:
+        raise ValueError(f"boxes must have shape [M, 4] ([x1, y1, x2, y2]); got {b.shape}")
     m = _check_matrix(matrix)
     ho, wo = _check_size(out_size, "out_size")
     corners = np.stack(

@@ -46,7 +46,20 @@ def coco_categories(class_names: Sequence[str] = CLASS_NAMES,
                     keypoint_names: Sequence[Sequence[str]] = KEYPOINT_NAMES,
                     skeleton: Sequence[Sequence[tuple[int, int]]] = SKELETON,
                     num_keypoints: int = NUM_KEYPOINTS) -> list[dict]:
-    """COCO ``categories``: id = class + 1, keypoint names padded to ``num_keypoints``, 1-based skeleton."""
+    """COCO ``categories``: id = class + 1, keypoint names padded to ``num_keypoints``, 1-based skeleton.
+
+    Raises:
+      ValueError: ``keypoint_names`` or ``skeleton`` without one entry per class, or a class with
+      more than ``num_keypoints`` keypoint names.
+    """
+    for name, per_class in (("keypoint_names", keypoint_names), ("skeleton", skeleton)):
+        if len(per_class) != len(class_names):
+            raise ValueError(f"{name} must have one entry per class ({len(class_names)}); got "
+                             f"{len(per_class)}")
+    for c, names in enumerate(keypoint_names):
+        if len(names) > num_keypoints:
+            raise ValueError(f"keypoint_names[{c}] has {len(names)} names, more than "
+                             f"num_keypoints={num_keypoints}")
     cats = []
     for c, name in enumerate(class_names):
         names = list(keypoint_names[c]) + [f"unused_{k}" for k in range(len(keypoint_names[c]), num_keypoints)]
@@ -146,6 +159,8 @@ def to_coco(dataset, *, indices: Sequence[int] | None = None, image_dir: str | N
 
 def export_coco(dataset, path: str, **kwargs) -> str:
     """Write :func:`to_coco` of ``dataset`` as JSON to ``path`` (folders created); returns ``path``."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"path must be a non-empty file path; got {path!r}")
     coco = to_coco(dataset, **kwargs)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from vai_jax._validation import check_int, check_number
 from vai_jax.data import shapes_geometry as geo
 
 # One sRGB colour per class (circle, square, triangle, star, cross, ellipse) for
@@ -43,6 +44,10 @@ def separate_luma(colours: np.ndarray, target: float, margin: float) -> np.ndarr
     outside the band are unchanged. All colours move to one side, so that any blend of them
     stays outside the band too."""
     colours = np.asarray(colours, np.float64)
+    if colours.ndim != 2 or colours.shape[-1] != 3:
+        raise ValueError(f"colours must have shape [n, 3] (RGB); got {colours.shape}")
+    check_number(target, "target", ge=0.0, le=1.0)
+    check_number(margin, "margin", ge=0.0)
     luma = colours @ _LUMA
     out = colours.copy()
     if luma.mean() < target:
@@ -88,9 +93,18 @@ class Scene(NamedTuple):
     noise_std: np.ndarray
 
 
+def _check_scene(scene) -> "Scene":
+    if not isinstance(scene, Scene):
+        raise TypeError(f"scene must be a Scene (from empty_scene); got {type(scene).__name__}")
+    return scene
+
+
 def empty_scene(batch: int, max_objects: int, height: int, width: int) -> Scene:
     """A :class:`Scene` of ``batch`` rows with no objects, a flat grey background and no noise."""
-    b, m = batch, max_objects
+    b = check_int(batch, "batch", ge=1)
+    m = check_int(max_objects, "max_objects", ge=0)
+    check_int(height, "height", ge=1)
+    check_int(width, "width", ge=1)
     cos_sin = np.zeros((b, m, 2))
     cos_sin[..., 0] = 1.0
     return Scene(
@@ -131,6 +145,12 @@ def sample_example(
         (:func:`separate_luma`, margin :data:`PALETTE_LUMA_MARGIN`): objects of equal
         lightness would otherwise often vanish in the grey image.
     """
+    scene = _check_scene(scene)
+    check_int(row, "row", ge=0, le=scene.classes.shape[0] - 1)
+    check_int(num_objects, "num_objects", ge=0, le=scene.classes.shape[1])
+    if class_id is not None:
+        check_int(class_id, "class_id", ge=0, le=geo.NUM_CLASSES - 1)
+    check_number(palette_noise, "palette_noise", ge=0.0)
     height, width = scene.noise.shape[2:4]
     size = float(min(height, width))
     # Background: two similar colours blended by two triangle-wave gratings; noise level.
@@ -192,7 +212,7 @@ def sample_example(
 
 def full_masks(scene: Scene) -> np.ndarray:
     """bool [B, M, H, W]: pixels whose centre lies inside each present object (ignoring occlusion)."""
-    b, m = scene.classes.shape
+    b, m = _check_scene(scene).classes.shape
     h, w = scene.noise.shape[2:4]
     xs = (np.arange(w, dtype=np.float64) + 0.5).reshape(1, 1, w)
     ys = (np.arange(h, dtype=np.float64) + 0.5).reshape(1, h, 1)
@@ -209,6 +229,7 @@ def full_masks(scene: Scene) -> np.ndarray:
 
 def keypoint_positions(scene: Scene) -> np.ndarray:
     """float64 [B, M, K, 2]: exact (x, y) of every keypoint slot (padding slots at the centre)."""
+    _check_scene(scene)
     local = geo.LOCAL_KEYPOINTS[np.clip(scene.classes, 0, geo.NUM_CLASSES - 1)]  # [B, M, K, 2]
     u = local[..., 0]
     v = local[..., 1] * scene.aspect[..., None]
@@ -279,9 +300,8 @@ def render_scene(scene: Scene, *, min_visible_pixels: int = 1, image_only: bool 
           (x = y = 0 then), 1 inside a later object, 2 visible;
         "semantic" int32 [B, H, W] 0 background, class + 1 of the top object.
     """
-    if min_visible_pixels < 0:
-        raise ValueError(f"min_visible_pixels must be >= 0; got {min_visible_pixels}")
-    b, m = scene.classes.shape
+    check_int(min_visible_pixels, "min_visible_pixels", ge=0)
+    b, m = _check_scene(scene).classes.shape
     h, w = scene.noise.shape[2:4]
     full = full_masks(scene)
 

@@ -59,7 +59,12 @@ def tfds_boxes_to_xyxy(bbox: Any, height: int, width: int) -> np.ndarray:
 
     An empty object list (tfds returns ``[]``) gives shape ``[0, 4]``.
     """
-    b = np.asarray(bbox, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(bbox, dtype=np.float64)
+    if b.size == 0:
+        b = b.reshape(0, 4)
+    if b.ndim != 2 or b.shape[-1] != 4:
+        raise ValueError(f"bbox must have shape [M, 4] ([ymin, xmin, ymax, xmax]); got "
+                         f"{b.shape}")
     if b.size and not np.all(np.isfinite(b)):
         raise ValueError("bbox must be finite; got NaN/inf")
     out = np.stack([b[:, 1] * width, b[:, 0] * height, b[:, 3] * width, b[:, 2] * height], axis=-1)
@@ -125,6 +130,8 @@ NORMALISERS: dict[str, Normaliser] = {
 
 def base_name(name: str) -> str:
     """``"voc/2012:5.0.0"`` -> ``"voc"``."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (a tfds name); got {type(name).__name__} {name!r}")
     return name.split(":")[0].split("/")[0].strip()
 
 
@@ -136,6 +143,12 @@ class NormalisedSource:
     """
 
     def __init__(self, source, normaliser: Normaliser, *, name: str = "", split: str = ""):
+        if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+            raise TypeError(f"source must be a random-access source with __len__ and "
+                            f"__getitem__; got {type(source).__name__}")
+        if not callable(normaliser):
+            raise TypeError(f"normaliser must be callable record -> record; got "
+                            f"{type(normaliser).__name__}")
         self._source = source
         self._normaliser = normaliser
         self.name = name

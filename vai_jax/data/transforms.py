@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from vai_jax._validation import check_number
 from vai_jax.data.affine import (_check_size, apply_affine, crop_resize_matrix, hflip_matrix,
                                  rotation_matrix, scale_matrix, translation_matrix)
 
@@ -40,6 +41,10 @@ def _range(value, name: str, *, centre: float) -> tuple[float, float]:
     return lo, hi
 
 
+def _check_probability(value, name: str) -> None:
+    check_number(value, name, ge=0.0, le=1.0)
+
+
 # ----------------------------------------------------------------------------------------------
 # Transforms: picklable callables (record, rng) -> record.
 
@@ -49,6 +54,13 @@ class Compose:
     """Apply ``transforms`` in order with the same generator."""
 
     transforms: Sequence[Any]
+
+
+    def __post_init__(self):
+        for i, t in enumerate(self.transforms):
+            if not callable(t):
+                raise TypeError(f"transforms[{i}] must be callable (record, rng) -> record; got "
+                                f"{type(t).__name__}")
 
     def __call__(self, record, rng: np.random.Generator):
         for t in self.transforms:
@@ -64,6 +76,10 @@ class RandomHorizontalFlip:
     prob: float = 0.5
     flip_pairs: Sequence[tuple[int, int]] = ()
     flip_permutation: Any = None
+
+
+    def __post_init__(self):
+        _check_probability(self.prob, "prob")
 
     def __call__(self, record, rng: np.random.Generator):
         if rng.random() >= self.prob:
@@ -94,6 +110,19 @@ class RandomAffine:
     out_size: tuple[int, int] | None = None
     fill: float = 0
     semantic_fill: int = 0
+
+
+    def __post_init__(self):
+        _range(self.rotation, "rotation", centre=0.0)
+        if _range(self.scale, "scale", centre=1.0)[0] <= 0:
+            raise ValueError(f"scale must be > 0; got {self.scale!r}")
+        if np.shape(self.translate) != (2,) or not all(0 <= float(t) <= 1
+                                                       for t in self.translate):
+            raise ValueError(f"translate must be a pair (tx, ty) of fractions in [0, 1]; got "
+                             f"{self.translate!r}")
+        _check_probability(self.flip_prob, "flip_prob")
+        if self.out_size is not None:
+            _check_size(self.out_size, "out_size")
 
     def matrix(self, in_size: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int]]:
         """Draw the matrix for an input of ``in_size``; returns ``(A [3, 3], out_size)``."""
@@ -132,6 +161,10 @@ class Resize:
 
     size: tuple[int, int]
 
+
+    def __post_init__(self):
+        _check_size(self.size, "size")
+
     def __call__(self, record, rng: np.random.Generator = None):
         del rng
         h, w = _image_size(record)
@@ -146,6 +179,10 @@ class ResizeAndPad:
 
     size: tuple[int, int]
     fill: float = 0
+
+
+    def __post_init__(self):
+        _check_size(self.size, "size")
 
     def __call__(self, record, rng: np.random.Generator = None):
         del rng
@@ -163,6 +200,10 @@ class CenterCrop:
     size: tuple[int, int]
     fill: float = 0
 
+
+    def __post_init__(self):
+        _check_size(self.size, "size")
+
     def __call__(self, record, rng: np.random.Generator = None):
         del rng
         h, w = _image_size(record)
@@ -178,6 +219,10 @@ class RandomCrop:
 
     size: tuple[int, int]
     fill: float = 0
+
+
+    def __post_init__(self):
+        _check_size(self.size, "size")
 
     def __call__(self, record, rng: np.random.Generator):
         h, w = _image_size(record)
@@ -196,6 +241,18 @@ class RandomResizedCrop:
     size: tuple[int, int]
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+
+    def __post_init__(self):
+        _check_size(self.size, "size")
+        lo, hi = _range(self.scale, "scale", centre=0.0)
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"scale must be a pair (low, high) with 0 < low <= high <= 1 (area "
+                             f"fractions); got {self.scale!r}")
+        lo, hi = _range(self.ratio, "ratio", centre=1.0)
+        if not 0 < lo <= hi:
+            raise ValueError(f"ratio must be a pair (low, high) with 0 < low <= high; got "
+                             f"{self.ratio!r}")
 
     def crop_box(self, in_size: tuple[int, int], rng: np.random.Generator) -> tuple[float, float, float, float]:
         """Draw ``(x0, y0, crop_w, crop_h)`` in input pixels."""
@@ -231,6 +288,11 @@ class ColorJitter:
     contrast: float = 0.0
     saturation: float = 0.0
 
+
+    def __post_init__(self):
+        for name in ("brightness", "contrast", "saturation"):
+            check_number(getattr(self, name), name, ge=0.0, le=1.0)
+
     def __call__(self, record, rng: np.random.Generator):
         out = dict(record)
         image = np.asarray(record["image"])
@@ -258,6 +320,14 @@ class Normalize:
 
     mean: Sequence[float] = IMAGENET_MEAN
     std: Sequence[float] = IMAGENET_STD
+
+
+    def __post_init__(self):
+        if np.shape(self.mean) != np.shape(self.std) or np.ndim(self.std) != 1:
+            raise ValueError(f"mean and std must be sequences of one number per channel; got "
+                             f"{self.mean!r} and {self.std!r}")
+        if np.any(~(np.asarray(self.std, np.float64) > 0)):
+            raise ValueError(f"std must be > 0; got {self.std!r}")
 
     def __call__(self, record, rng: np.random.Generator = None):
         del rng
