@@ -1,6 +1,8 @@
 """First-layer filters as images (Zeiler & Fergus / AlexNet Fig. 3 style)."""
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 from flax import traverse_util
 
@@ -15,9 +17,12 @@ def conv_kernels(params) -> dict[str, np.ndarray]:
       ``{layer name: kernel [kh, kw, C_in / groups, C_out]}`` for every 4-D ``kernel`` leaf
       (``"stem/conv"``, ``"stage1/block1/conv1"``, ...).
     """
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping (a params collection or a variables dict); "
+                        f"got {type(params).__name__}")
     if "params" in params:
         params = params["params"]
-    flat = traverse_util.flatten_dict(params)
+    flat = traverse_util.flatten_dict(dict(params))
     return {"/".join(k[:-1]): np.asarray(v) for k, v in flat.items()
             if k[-1] == "kernel" and np.ndim(v) == 4}
 

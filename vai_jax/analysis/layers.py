@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_int
 
 LOGITS = "logits"
 
@@ -58,7 +58,10 @@ def layer_shapes(model, variables, input_shape: Sequence[int], *, input_dtype=jn
       output is an array; then the keys of a backbone's features dict that are not already
       module names (e.g. GoogLeNet's ``"stage3"``).
     """
-    x = jax.ShapeDtypeStruct(tuple(input_shape), input_dtype)
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__"):
+        raise TypeError(f"input_shape must be a sequence of ints; got {input_shape!r}")
+    x = jax.ShapeDtypeStruct(tuple(check_int(d, "input_shape", ge=1) for d in input_shape),
+                             input_dtype)
 
     def run(v, x):
         out, state = model.apply(v, x, capture_intermediates=lambda m, name: name == "__call__",

@@ -174,6 +174,11 @@ def probe_table(results: Mapping[str, Mapping[str, ProbeResult]], *, percent: bo
     rows = list(results)
     if not rows:
         raise ValueError("results is empty")
+    for r in rows:
+        for layer, result in results[r].items():
+            if not isinstance(result, ProbeResult):
+                raise TypeError(f"results[{r!r}][{layer!r}] must be a ProbeResult; got "
+                                f"{type(result).__name__}")
     layers = list(results[rows[0]])
     scale = 100.0 if percent else 1.0
     head = "| network | " + " | ".join(layers) + " |"

@@ -118,7 +118,13 @@ def model_size_bytes(variables: Mapping, quantised: Mapping[str, QuantisedLayer]
       ``{"total", "indices", "codebooks", "float"}`` in bytes.
     """
     quantised = quantised or {}
+    if not isinstance(variables, Mapping):
+        raise TypeError(f"variables must be a mapping; got {type(variables).__name__}")
     tree = variables if "params" in variables else {"params": variables}
+    for key, value in traverse_util.flatten_dict(dict(tree)).items():
+        if not hasattr(value, "shape"):
+            raise TypeError(f"variables must hold arrays; {'/'.join(key)!r} is "
+                            f"{type(value).__name__}")
     sizes = {"indices": 0, "codebooks": 0, "float": 0}
     for collection, sub in tree.items():
         for key, value in traverse_util.flatten_dict(dict(sub)).items():

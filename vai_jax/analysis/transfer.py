@@ -114,8 +114,24 @@ def trainable_labels(params: Mapping, *, frozen: Sequence[str] = (),
 
     A leaf is frozen when it matches ``frozen``, or when ``trainable`` is given and it does not
     match it (``trainable=["fc"]`` is linear probing / head-only fine-tuning).
+
+    Raises:
+      ValueError: a pattern of ``frozen`` or ``trainable`` that matches no parameter (a typo
+      would otherwise freeze or train nothing, silently). TypeError: a pattern list given as one
+      string.
     """
     flat = _flat(params)
+    names = ["/".join(key) for key in flat]
+    for argname, patterns in (("frozen", frozen), ("trainable", trainable)):
+        if patterns is None:
+            continue
+        if isinstance(patterns, str):
+            raise TypeError(f"{argname} must be a sequence of patterns, not the string "
+                            f"{patterns!r}")
+        unused = [p for p in patterns if not any(matches(n, [p]) for n in names)]
+        if unused:
+            raise ValueError(f"{argname}: pattern(s) {unused} match no parameter; parameters "
+                             f"are: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
     labels = {}
     for key in flat:
         name = "/".join(key)

@@ -27,6 +27,12 @@ def split_lab(image):
 
 def join_lab(luminance, ab):
     """sRGB ``[..., 3]`` in ``[0, 1]`` (clipped) of ``L [..., 1]`` and ``ab [..., 2]``."""
+    luminance = check_array(luminance, "luminance", min_ndim=1, last_dim=1, kind="numeric",
+                            shape_hint="[..., 1]")
+    ab = check_array(ab, "ab", min_ndim=1, last_dim=2, kind="numeric", shape_hint="[..., 2]")
+    if tuple(luminance.shape[:-1]) != tuple(ab.shape[:-1]):
+        raise ValueError(f"luminance [..., 1] and ab [..., 2] must share the leading shape; got "
+                         f"{tuple(luminance.shape)} and {tuple(ab.shape)}")
     lab = jnp.concatenate([jnp.asarray(luminance, jnp.float32), jnp.asarray(ab, jnp.float32)], -1)
     return jnp.clip(lab_to_rgb(lab), 0.0, 1.0)
 

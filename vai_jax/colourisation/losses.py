@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_number
 from vai_jax.colourisation.inputs import split_lab
 from vai_jax.ops import cross_entropy
 
@@ -54,6 +54,8 @@ def colourisation_loss(outputs, batch, *, ab_norm: float = 100.0,
       ValueError: ``classification_weight > 0`` and the model has no ``"logits"``.
     """
     _, target = split_lab(batch["image"])
+    check_number(ab_norm, "ab_norm", gt=0.0)
+    check_number(classification_weight, "classification_weight", ge=0.0)
     loss = ab_squared_error(outputs["ab"] / ab_norm, target / ab_norm)
     if classification_weight:
         if "logits" not in outputs:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array, check_labels, invalid_labels
+from vai_jax._validation import check_array, check_labels, check_number, invalid_labels
 from vai_jax.colourisation.inputs import join_lab, split_lab
 
 
@@ -23,6 +23,8 @@ def psnr(predictions, targets, *, max_value: float = 1.0):
       float32 ``[B]``.
     """
     predictions = check_array(predictions, "predictions", min_ndim=1, kind="floating")
+    targets = check_array(targets, "targets", kind="numeric")
+    check_number(max_value, "max_value", gt=0.0)
     if tuple(targets.shape) != tuple(predictions.shape):
         raise ValueError(f"targets must have the shape of predictions {tuple(predictions.shape)}; "
                          f"got {tuple(targets.shape)}")

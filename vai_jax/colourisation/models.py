@@ -34,6 +34,12 @@ from vai_jax.ops.upsample import resize_bilinear
 def fuse_global(local, global_vector):
     """The fusion of Iizuka et al.: ``global_vector [B, G]`` copied to every position of
     ``local [B, H, W, C]`` and concatenated on the channels → ``[B, H, W, C + G]``."""
+    local = check_array(local, "local", ndim=4, kind="floating", shape_hint="[B, H, W, C]")
+    global_vector = check_array(global_vector, "global_vector", ndim=2, kind="floating",
+                                shape_hint="[B, G]")
+    if global_vector.shape[0] != local.shape[0]:
+        raise ValueError(f"global_vector must have shape [B, G] with B={local.shape[0]} (local's "
+                         f"batch); got {tuple(global_vector.shape)}")
     b, h, w, _ = local.shape
     tiled = jnp.broadcast_to(global_vector[:, None, None, :].astype(local.dtype),
                              (b, h, w, global_vector.shape[-1]))

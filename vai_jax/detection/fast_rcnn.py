@@ -24,6 +24,10 @@ class FastRCNN(nn.Module):
 
     @nn.compact
     def __call__(self, inputs: dict, *, train: bool):
+        missing = [k for k in ("image", "proposals", "proposal_valid") if k not in inputs]
+        if missing:
+            raise KeyError(f"inputs must hold 'image', 'proposals' and 'proposal_valid' (constant "
+                           f"proposals, see detection.inputs.add_proposals); missing {missing}")
         images = inputs["image"]
         image_size = tuple(int(s) for s in images.shape[1:3])
         _, features = self.backbone(images, train=train)

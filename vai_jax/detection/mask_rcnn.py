@@ -17,5 +17,10 @@ def mask_rcnn(*, backbone, rpn: RegionProposalNetwork, roi_stage: RoIStage,
     also need ``masks [B, M, H, W]``; inference outputs add ``masks [B, D, 28, 28]``
     (probabilities in each detected box's frame).
     """
+    for name, value, cls in (("rpn", rpn, RegionProposalNetwork), ("roi_stage", roi_stage, RoIStage)):
+        if not isinstance(value, cls):
+            raise TypeError(f"{name} must be a {cls.__name__}; got {type(value).__name__}")
+    if fpn is not None and not isinstance(fpn, FPN):
+        raise TypeError(f"fpn must be an FPN or None; got {type(fpn).__name__}")
     stage = roi_stage.clone(with_masks=True, pool_mode="align")
     return FasterRCNN(backbone=backbone, rpn=rpn, roi_stage=stage, fpn=fpn)

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vai_jax._validation import check_array, check_image_size, check_int, check_number
 from vai_jax.detection.levels import feature_strides, select_maps
 from vai_jax.detection.postprocess import detect
 from vai_jax.detection.targets import mask_targets, roi_targets
@@ -43,6 +44,10 @@ class BoxHead(nn.Module):
     @nn.compact
     def __call__(self, pooled, *, train: bool):
         del train
+        pooled = check_array(pooled, "pooled", min_ndim=3, kind="floating",
+                             shape_hint="[..., S, S, C_in]")
+        check_int(self.num_classes, "num_classes", ge=1)
+        check_int(self.hidden, "hidden", ge=1)
         lead = pooled.shape[:-3]
         x = pooled.reshape(lead + (-1,))
         dense = lambda n, name, **kw: nn.Dense(n, dtype=self.dtype, param_dtype=self.param_dtype,
@@ -76,6 +81,11 @@ class MaskHead(nn.Module):
     @nn.compact
     def __call__(self, pooled, *, train: bool):
         del train
+        pooled = check_array(pooled, "pooled", min_ndim=3, kind="floating",
+                             shape_hint="[..., S, S, C_in]")
+        check_int(self.num_classes, "num_classes", ge=1)
+        check_int(self.features, "features", ge=1)
+        check_int(self.num_convs, "num_convs", ge=0)
         lead = pooled.shape[:-3]
         x = pooled.reshape((-1,) + pooled.shape[-3:])
         for i in range(self.num_convs):
@@ -177,7 +187,15 @@ class RoIStage(nn.Module):
     @nn.compact
     def __call__(self, features: Mapping[str, jax.Array], proposals, proposal_valid, *,
                  image_size: Sequence[int], targets=None, rng=None, train: bool):
-        image_size = tuple(int(s) for s in image_size)
+        if self.pool_mode not in POOL_MODES:
+            raise ValueError(f"pool_mode must be one of {POOL_MODES}; got {self.pool_mode!r}")
+        check_int(self.num_classes, "num_classes", ge=1)
+        for name in ("pool_size", "num_samples", "max_detections", "mask_pool_size"):
+            check_int(getattr(self, name), name, ge=1)
+        for name in ("positive_fraction", "fg_threshold", "bg_threshold", "score_threshold",
+                     "nms_threshold"):
+            check_number(getattr(self, name), name, ge=0.0, le=1.0)
+        image_size = check_image_size(image_size)
         maps = select_maps(features, self.in_features, owner="RoIStage")
         strides = feature_strides(image_size, maps)
         box_head = BoxHead(self.num_classes, hidden=self.hidden, dtype=self.dtype,

@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vai_jax._validation import check_image_size, check_int, check_number
 from vai_jax.detection.anchors import multilevel_anchors
 from vai_jax.detection.levels import as_names, feature_strides, select_maps
 from vai_jax.detection.proposals import decode_proposals
@@ -42,6 +43,9 @@ class RPNHead(nn.Module):
     @nn.compact
     def __call__(self, features: Mapping[str, jax.Array], *, train: bool) -> dict:
         del train
+        check_int(self.num_anchors, "num_anchors", ge=1)
+        if self.conv_features is not None:
+            check_int(self.conv_features, "conv_features", ge=1)
         maps = select_maps(features, self.in_features, owner="RPNHead")
         channels = {m.shape[-1] for m in maps}
         if len(channels) != 1:
@@ -121,13 +125,21 @@ class RegionProposalNetwork(nn.Module):
     def __call__(self, features: Mapping[str, jax.Array], *, image_size: Sequence[int],
                  targets: Mapping[str, jax.Array] | None = None, rng=None, train: bool) -> dict:
         names = as_names(self.in_features)
+        for name in ("high_threshold", "low_threshold", "positive_fraction", "nms_threshold"):
+            check_number(getattr(self, name), name, ge=0.0, le=1.0)
+        if self.low_threshold > self.high_threshold:
+            raise ValueError(f"low_threshold must be <= high_threshold; got {self.low_threshold} "
+                             f"and {self.high_threshold}")
+        for name in ("num_samples", "pre_nms_top_n_train", "post_nms_top_n_train",
+                     "pre_nms_top_n_test", "post_nms_top_n_test"):
+            check_int(getattr(self, name), name, ge=1)
         if len(self.anchor_sizes) != len(names):
             raise ValueError(f"anchor_sizes needs one tuple per feature level ({len(names)}); "
                              f"got {len(self.anchor_sizes)}")
         if len({len(s) for s in self.anchor_sizes}) != 1:
             raise ValueError(f"anchor_sizes must have the same number of sizes on every level "
                              f"(the head is shared); got {self.anchor_sizes}")
-        image_size = tuple(int(s) for s in image_size)
+        image_size = check_image_size(image_size)
         maps = select_maps(features, names, owner="RegionProposalNetwork")
         strides = feature_strides(image_size, maps)
         anchors, counts = multilevel_anchors([m.shape[1:3] for m in maps], strides, self.anchor_sizes,

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vai_jax._validation import check_array
+from vai_jax._validation import check_array, check_int
 from vai_jax.nn.conv import ConvBNAct
 from vai_jax.nn.norm import batch_norm
 from vai_jax.ops.coords import heatmap_to_image
@@ -59,6 +59,12 @@ def select_feature(features, in_features: str):
                          f"{sorted(features)}")
     return check_array(features[in_features], f"features[{in_features!r}]", ndim=4,
                        kind="floating", shape_hint="[B, h, w, C]")
+
+
+def _check_fields(module, **minimum) -> None:
+    """Each named integer field of ``module`` is an int >= its minimum (ValueError naming it)."""
+    for name, ge in minimum.items():
+        check_int(getattr(module, name), name, ge=ge)
 
 
 class _ConvFC(nn.Module):
@@ -119,6 +125,8 @@ class RegressionHead(nn.Module):
 
     def _trunk(self, features, values_per_keypoint: int, train: bool):
         """The raw outputs ``[B, K, values_per_keypoint]`` (float32) and the image extent."""
+        _check_fields(self, num_keypoints=1, stride=1, conv_features=1, num_convs=0,
+                      conv_stride=1, hidden=1)
         x = select_feature(features, self.in_features)
         raw = _ConvFC(values_per_keypoint * self.num_keypoints, self.conv_features,
                       self.num_convs, self.conv_stride, self.hidden, self.dtype,
@@ -210,6 +218,8 @@ class HeatmapHead(nn.Module):
         return self.stride / 2 ** self.num_deconv
 
     def _heatmaps(self, features, *, train):
+        _check_fields(self, num_keypoints=1, stride=1, num_deconv=0, deconv_features=1,
+                      num_convs=0)
         x = select_feature(features, self.in_features)
         x = _Upsampler(self.deconv_features, self.num_deconv, self.num_convs, self.dtype,
                        self.param_dtype, name="upsample")(x, train=train)
@@ -254,6 +264,7 @@ class PAFHead(HeatmapHead):
 
     @nn.compact
     def __call__(self, features, *, train: bool):
+        _check_fields(self, num_limbs=1)
         x, hm = self._heatmaps(features, train=train)
         pafs = _final_conv(2 * self.num_limbs, "final_fields", self.dtype, self.param_dtype)(x)
         pafs = pafs.astype(jnp.float32)

@@ -57,7 +57,11 @@ def _valid(valid, n: int) -> np.ndarray:
 def draw_boxes(ax, boxes, *, classes=None, scores=None, valid=None,
                class_names: Sequence[str] | None = CLASS_NAMES, linewidth: float = 1.5) -> None:
     """Draw boxes float [M, 4] ``[x1, y1, x2, y2]`` (pixels) with optional class names and scores [M]."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    boxes = np.asarray(boxes, np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"boxes must have shape [M, 4] ([x1, y1, x2, y2]); got {boxes.shape}")
     keep = _valid(valid, len(boxes))
     for m, (x1, y1, x2, y2) in enumerate(boxes):
         if not keep[m]:
@@ -80,6 +84,8 @@ def draw_masks(ax, masks, *, classes=None, valid=None, alpha: float = 0.45) -> N
     masks = np.asarray(masks, bool)
     if masks.ndim == 2:
         masks = masks[None]
+    if masks.ndim != 3:
+        raise ValueError(f"masks must have shape [M, H, W] (or [H, W]); got {masks.shape}")
     m, h, w = masks.shape
     keep = _valid(valid, m)
     overlay = np.zeros((h, w, 4))

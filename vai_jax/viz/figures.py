@@ -15,6 +15,10 @@ def save_figure(fig, path: str, *, dpi: float | None = None, tight: bool = False
       tight: crop to the drawn content (``bbox_inches="tight"``).
       announce: print ``wrote <path>`` (through ``tqdm.write``, so progress bars stay intact).
     """
+    if not hasattr(fig, "savefig"):
+        raise TypeError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"path must be a non-empty file path; got {path!r}")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     FigureCanvasAgg(fig)
     fig.savefig(path, format="png", dpi=dpi if dpi is not None else "figure",
