@@ -47,6 +47,7 @@ from vai_jax._validation import check_array
 from vai_jax.nn.norm import batch_norm
 from vai_jax.nn.conv import ConvBNAct, same_padding
 from vai_jax.nn.squeeze_excite import SqueezeExcite
+from vai_jax.ops.conv import conv_general_dilated
 
 UNIT_ORDERS = ("original", "bn_after_add", "relu_before_add", "relu_preact", "full_preact")
 SHORTCUTS = ("padding", "projection", "projection_all")
@@ -131,7 +132,7 @@ class _ResidualUnit(nn.Module):
                        feature_group_count=groups, use_bias=False, dtype=self.dtype,
                        param_dtype=self.param_dtype,
                        kernel_init=nn.initializers.zeros if zero else _KERNEL_INIT,
-                       name=f"conv{i + 1}")
+                       conv_general_dilated=conv_general_dilated, name=f"conv{i + 1}")
 
     def _bn(self, i, train, zero=False):
         return batch_norm(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
