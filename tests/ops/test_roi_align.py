@@ -239,3 +239,31 @@ def test_roi_align_torchvision_parity(aligned, sampling):
     (tv.ops.roi_align(tfg, rois, (3, 3), 0.5, sampling, aligned) * torch.from_numpy(g.transpose(0, 3, 1, 2))).sum().backward()
     _, vjp = jax.vjp(lambda x: roi_align(x, boxes, idx, 3, spatial_scale=0.5, sampling_ratio=sampling, aligned=aligned), jnp.asarray(f))
     np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]), tfg.grad.numpy().transpose(0, 2, 3, 1), atol=1e-4)
+
+
+@pytest.mark.parametrize("plan", ["cpu", "accelerator"])
+def test_roi_align_loop_plans(plan):
+    """Both loop formulations (chunks of RoIs on the CPU; one gather and one scatter-add on
+    accelerators), forced on the CPU with more RoIs than a forward chunk: float64 reference
+    values and the transposed sampling matrices as gradient."""
+    from vai_jax.ops._roi_common import loop_plan
+    from vai_jax.ops.roi_align import _FWD_CHUNK, _roi_align_impl
+
+    f = _features(40, (2, H, W, 2))
+    boxes = np.concatenate([_boxes(41)] * 4)[:_FWD_CHUNK + 5]
+    idx = (np.arange(len(boxes)) % 2).astype(np.int32)
+    g = np.random.default_rng(42).standard_normal((len(boxes), 2, 3, 2)).astype(np.float32)
+    fn = lambda x: _roi_align_impl(x, jnp.asarray(boxes), jnp.asarray(idx), 2, 3, 1.0, 2, False,
+                                   None, plan=plan)
+    got, vjp = jax.vjp(fn, jnp.asarray(f))
+    ref = roi_align_ref(f, boxes, idx, (2, 3), 1.0, 2, False)
+    np.testing.assert_allclose(np.asarray(got), ref, atol=2e-5, rtol=1e-4)
+    want = np.zeros((2, H * W, 2))
+    for k in range(len(boxes)):
+        m = roi_align_sampling_matrix((H, W), boxes[k], (2, 3), 1.0, 2, False)
+        want[idx[k]] += m.T @ g[k].reshape(-1, 2)
+    np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]).reshape(2, H * W, 2), want,
+                               atol=1e-4)
+    assert loop_plan() == ("cpu" if jax.default_backend() == "cpu" else "accelerator")
+    with pytest.raises(ValueError, match="plan must be one of"):
+        loop_plan("gpu")

@@ -109,3 +109,26 @@ def test_roi_pool_torchvision_parity_with_ties():
     got, vjp = jax.vjp(lambda x: roi_pool(x, boxes, idx, (3, 4)), jnp.asarray(f))
     np.testing.assert_array_equal(np.asarray(got), want.detach().permute(0, 2, 3, 1).numpy())
     np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]), tfg.grad.numpy().transpose(0, 2, 3, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("plan", ["cpu", "accelerator"])
+def test_roi_pool_loop_plans(plan):
+    """Both loop formulations (chunks of 8 RoIs and backward scatters of 64 on the CPU; one
+    chunk and one scatter-add on accelerators), forced on the CPU: float64 reference values,
+    gradient at the argmax."""
+    from vai_jax.ops.roi_pool import _roi_pool_impl
+
+    f = _features(50)
+    boxes = np.concatenate([_boxes(51)] * 8)[:70]
+    idx = np.arange(len(boxes)) % B
+    g = np.random.default_rng(52).standard_normal((len(boxes), 2, 3, C)).astype(np.float32)
+    fn = lambda x: _roi_pool_impl(x, jnp.asarray(boxes), jnp.asarray(idx), 2, 3, 1.0, plan=plan)
+    got, vjp = jax.vjp(fn, jnp.asarray(f))
+    ref, arg = roi_pool_ref(f, boxes, idx, (2, 3))
+    np.testing.assert_array_equal(np.asarray(got), ref.astype(np.float32))
+    want = np.zeros((B, H * W, C))
+    for k, p, q, c in np.ndindex(arg.shape):
+        if arg[k, p, q, c] >= 0:
+            want[idx[k], arg[k, p, q, c], c] += g[k, p, q, c]
+    np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]).reshape(B, H * W, C), want,
+                               atol=1e-5)

@@ -1,12 +1,30 @@
 """Argument checks shared by :mod:`vai_jax.ops.roi_align`, :mod:`vai_jax.ops.roi_pool` and
-:mod:`vai_jax.ops.poolers`."""
+:mod:`vai_jax.ops.poolers`, and the choice of their loop formulation per backend."""
 from __future__ import annotations
 
 import math
 
+import jax
 import numpy as np
 
 from vai_jax._validation import check_array, is_concrete
+
+
+# How the RoI ops loop over RoIs. "cpu": chunks of a few RoIs per loop step, so that each
+# step's gathers and scatter-adds stay in the CPU's cache (measured, experiments/BENCHMARKS.md);
+# "accelerator": every RoI in one step (no loop: one fused gather, one scatter-add), since a
+# GPU / TPU runs each loop step as separate kernels and wants the whole batch of RoIs at once.
+PLANS = ("cpu", "accelerator")
+
+
+def loop_plan(plan: str | None = None) -> str:
+    """``plan`` if given (one of :data:`PLANS`), else ``"cpu"`` on the CPU backend and
+    ``"accelerator"`` on any other (``jax.default_backend()``, read at trace time)."""
+    if plan is None:
+        return "cpu" if jax.default_backend() == "cpu" else "accelerator"
+    if plan not in PLANS:
+        raise ValueError(f"plan must be one of {PLANS} or None; got {plan!r}")
+    return plan
 
 
 def _output_size(output_size) -> tuple[int, int]:

@@ -21,8 +21,10 @@ border cell) and the average over the ``gh x gw`` samples of a bin. Two exact fo
   torchvision's kernel forward. Its backward is a custom VJP: a loop over chunks of a few RoIs,
   one scatter-add of all their slot-pair updates per chunk, so the update buffer stays in cache
   (XLA's own transpose of the gathers, 16 full-size scatter-adds for sampling 2, was slower than
-  torchvision's backward; the chunked one is several times faster). A ``custom_vjp`` has no
-  forward-mode rule: ``jax.jvp`` / ``jax.jacfwd`` through this path raise.
+  torchvision's backward; the chunked one is several times faster). On a GPU / TPU
+  (:func:`vai_jax.ops._roi_common.loop_plan`) there is no loop: the forward is one fused gather
+  over all RoIs and the backward one scatter-add. A ``custom_vjp`` has no forward-mode rule:
+  ``jax.jvp`` / ``jax.jacfwd`` through this path raise.
 * **dense closed form** (adaptive ``sampling_ratio <= 0`` without ``max_sampling``): each RoI
   gets two interpolation matrices ``Wy [oh, H]`` and ``Wx [ow, W]`` (sample average folded in)
   and ``out = Wy @ F @ Wx^T`` as two matrix products. The samples of a bin form an arithmetic
@@ -55,7 +57,8 @@ from jax.custom_derivatives import SymbolicZero
 
 from vai_jax._validation import check_array
 from vai_jax.ops._ieee import div_rn, scale_offset
-from vai_jax.ops._roi_common import _check_box_values, _check_roi_inputs, _check_scale, _output_size
+from vai_jax.ops._roi_common import (_check_box_values, _check_roi_inputs, _check_scale,
+                                     _output_size, loop_plan)
 
 
 # ----------------------------------------------------------------------------- RoIAlign
@@ -232,15 +235,16 @@ def _gather_sum(features, iy, wy, ix, wx, box_indices):
 _FWD_CHUNK = 32  # RoIs per forward step of the gather path
 
 
-def _gather_sum_looped(features, iy, wy, ix, wx, box_indices, chunk: int = _FWD_CHUNK):
-    """:func:`_gather_sum` as a loop over chunks of ``chunk`` RoIs (same values).
+def _gather_sum_looped(features, iy, wy, ix, wx, box_indices, chunk: int | None = _FWD_CHUNK):
+    """:func:`_gather_sum` as a loop over chunks of ``chunk`` RoIs (same values; ``None``: no
+    loop, the accelerator plan).
 
     The loop is a fusion boundary: when the output feeds a reduction (a loss, the product with
     a cotangent), XLA:CPU otherwise splits the fused gathers and materialises every one of them
     (about 20-50x slower on the 2-core CPU); within a step they stay one loop fusion.
     """
     k = iy.shape[0]
-    if k <= chunk:
+    if chunk is None or k <= chunk:
         return _gather_sum(features, iy, wy, ix, wx, box_indices)
     n = -(-k // chunk)
     pad = n * chunk - k
@@ -328,29 +332,31 @@ def _gather_sum_weight_grads(features, g, iy, wy, ix, wx, box_indices):
     return jnp.stack(gwy, -1), jnp.stack(gwx, -1)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _apply_gather(features, iy, wy, ix, wx, box_indices, chunk=None):
+@partial(jax.custom_vjp, nondiff_argnums=(6, 7))
+def _apply_gather(features, iy, wy, ix, wx, box_indices, chunk=None, fwd_chunk=_FWD_CHUNK):
     """:func:`_gather_sum` with a custom reverse-mode rule (see :func:`_gather_sum_transpose`).
 
-    ``chunk``: RoIs per backward scatter, ``None`` for :func:`_default_chunk`. Forward-mode
-    differentiation (``jax.jvp``) of this path is not supported (a ``custom_vjp``).
+    ``chunk``: RoIs per backward scatter, ``None`` for :func:`_default_chunk`; ``fwd_chunk``:
+    RoIs per forward loop step (``None``: no loop). Forward-mode differentiation
+    (``jax.jvp``) of this path is not supported (a ``custom_vjp``).
     """
-    return _gather_sum_looped(features, iy, wy, ix, wx, box_indices)
+    return _gather_sum_looped(features, iy, wy, ix, wx, box_indices, fwd_chunk)
 
 
-def _apply_gather_fwd(features, iy, wy, ix, wx, box_indices, chunk):
+def _apply_gather_fwd(features, iy, wy, ix, wx, box_indices, chunk, fwd_chunk):
     # symbolic_zeros=True: the primals arrive as CustomVJPPrimal(value, perturbed), which tells
     # whether the weights (hence the boxes) need a gradient at all.
     need_w = wy.perturbed or wx.perturbed
     features, iy, wy, ix, wx, box_indices = (
         a.value for a in (features, iy, wy, ix, wx, box_indices)
     )
-    out = _gather_sum_looped(features, iy, wy, ix, wx, box_indices)
+    out = _gather_sum_looped(features, iy, wy, ix, wx, box_indices, fwd_chunk)
     marker = jnp.zeros((0,), jnp.int8) if need_w else None  # static flag carried as structure
     return out, (features, iy, wy, ix, wx, box_indices, marker)
 
 
-def _apply_gather_bwd(chunk, res, g):
+def _apply_gather_bwd(chunk, fwd_chunk, res, g):
+    del fwd_chunk
     features, iy, wy, ix, wx, box_indices, marker = res
     if isinstance(g, SymbolicZero):
         g = jnp.zeros(g.shape, g.dtype)
@@ -374,12 +380,13 @@ def _check_sampling(sampling_ratio, max_sampling) -> tuple[int, int | None]:
     return int(sampling_ratio), None if max_sampling is None else int(max_sampling)
 
 
-@partial(jax.jit, static_argnums=(3, 4, 6, 7, 8))
+@partial(jax.jit, static_argnums=(3, 4, 6, 7, 8), static_argnames=("plan",))
 def _roi_align_impl(features, boxes, box_indices, oh, ow, spatial_scale, sampling_ratio, aligned,
-                    max_sampling, keep=None):
+                    max_sampling, keep=None, plan=None):
     """Dispatch between the gather and the dense closed-form formulations (see module doc).
 
-    ``keep`` ([K] bool, optional) zeroes the rows of RoIs that are not computed here.
+    ``keep`` ([K] bool, optional) zeroes the rows of RoIs that are not computed here. ``plan``:
+    the gather path's loops (:func:`vai_jax.ops._roi_common.loop_plan`; ``None``: by backend).
     """
     _, h, w, _ = features.shape
     boxes = boxes.astype(features.dtype)
@@ -390,7 +397,9 @@ def _roi_align_impl(features, boxes, box_indices, oh, ow, spatial_scale, samplin
         ix, wx = _axis_samples(boxes[:, 0], boxes[:, 2], ow, w, sampling_ratio, aligned, scale, slots)
         if keep is not None:
             wy = wy * keep.astype(wy.dtype)[:, None, None]
-        return _apply_gather(features, iy, wy, ix, wx, box_indices, None)
+        if loop_plan(plan) == "accelerator":  # one gather, one scatter-add
+            return _apply_gather(features, iy, wy, ix, wx, box_indices, max(iy.shape[0], 1), None)
+        return _apply_gather(features, iy, wy, ix, wx, box_indices, None, _FWD_CHUNK)
     wy, wx = _align_weights(boxes, oh, ow, h, w, spatial_scale, sampling_ratio, aligned)
     if keep is not None:
         wy = wy * keep.astype(wy.dtype)[:, None, None]

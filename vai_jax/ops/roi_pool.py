@@ -12,7 +12,9 @@ than a chunk of outputs. RoIs are sorted by step count and scanned a chunk at a 
 finds the argmax (the first maximal element in row-major order, torchvision's strict ``>``) and
 the backward scatter-adds the cotangents there (a custom VJP). A 2-D sparse table of maxima
 (``floor(log2 H + 1) * floor(log2 W + 1)`` copies of the features, four gathers per bin) would
-need no loop but is several times slower than torchvision on the CPU.
+need no loop but is several times slower than torchvision on the CPU. On a GPU / TPU
+(:func:`vai_jax.ops._roi_common.loop_plan`) all RoIs form one chunk and the backward is one
+scatter-add: each loop step there is a kernel launch, not a cache-sized piece of work.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from vai_jax.ops._ieee import div_rn, scale_offset
-from vai_jax.ops._roi_common import _check_roi_inputs, _check_scale, _output_size
+from vai_jax.ops._roi_common import _check_roi_inputs, _check_scale, _output_size, loop_plan
 
 
 def _round_half_away(x):
@@ -147,23 +149,24 @@ _POOL_CHUNK = 8  # RoIs per scan chunk (measured, experiments/BENCHMARKS.md)
 _POOL_BWD_CHUNK = 64  # RoIs per backward scatter
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _pool_max(features, ys, ye, xs, xe, box_indices, chunk):
+@partial(jax.custom_vjp, nondiff_argnums=(6, 7))
+def _pool_max(features, ys, ye, xs, xe, box_indices, chunk, bwd_chunk=_POOL_BWD_CHUNK):
     """Bin maxima with a reverse rule that sends each cotangent to the bin's argmax."""
     return _pool_scan(features, ys, ye, xs, xe, box_indices, chunk, with_arg=False)[0]
 
 
-def _pool_max_fwd(features, ys, ye, xs, xe, box_indices, chunk):
+def _pool_max_fwd(features, ys, ye, xs, xe, box_indices, chunk, bwd_chunk):
     out, arg = _pool_scan(features, ys, ye, xs, xe, box_indices, chunk, with_arg=True)
     return out, (arg, features.shape)
 
 
-def _pool_max_bwd(chunk, res, g):
+def _pool_max_bwd(chunk, bwd_chunk, res, g):
     """Scatter-add of the cotangents at their argmax elements (none for ``arg == -1``), a loop
-    over chunks of ``_POOL_BWD_CHUNK`` RoIs so each scatter's updates stay in cache."""
+    over chunks of ``bwd_chunk`` RoIs so each scatter's updates stay in cache."""
+    del chunk
     arg, (nb, h, w, c) = res
     k = arg.shape[0]
-    r = min(_POOL_BWD_CHUNK, k) or 1
+    r = min(bwd_chunk, k) or 1
     n = -(-k // r)
     pad = n * r - k
     if pad:
@@ -222,10 +225,18 @@ def roi_pool(
         return _roi_pool_impl(features, boxes, box_indices, oh, ow, spatial_scale)
 
 
-@partial(jax.jit, static_argnums=(3, 4, 6))
-def _roi_pool_impl(features, boxes, box_indices, oh, ow, spatial_scale, chunk=_POOL_CHUNK):
+@partial(jax.jit, static_argnums=(3, 4, 6), static_argnames=("plan",))
+def _roi_pool_impl(features, boxes, box_indices, oh, ow, spatial_scale, chunk=None, plan=None):
+    """``chunk``: RoIs per scan chunk, ``None`` for the plan's (:func:`loop_plan`; ``None``: by
+    backend): 8 RoIs per chunk and 64 per backward scatter on the CPU, all of them on
+    accelerators."""
     boxes = boxes.astype(features.dtype)
     _, h, w, _ = features.shape
     ys, ye = _pool_bounds(boxes[:, 1], boxes[:, 3], oh, h, spatial_scale)  # [K, oh]
     xs, xe = _pool_bounds(boxes[:, 0], boxes[:, 2], ow, w, spatial_scale)  # [K, ow]
-    return _pool_max(features, ys, ye, xs, xe, box_indices, chunk)
+    k = max(boxes.shape[0], 1)
+    accelerator = loop_plan(plan) == "accelerator"
+    if chunk is None:
+        chunk = k if accelerator else _POOL_CHUNK
+    return _pool_max(features, ys, ye, xs, xe, box_indices, chunk,
+                     k if accelerator else _POOL_BWD_CHUNK)
