@@ -20,9 +20,14 @@ def save(fig, path):
     save_figure(fig, path, dpi=110, tight=True, announce=True)
 
 
-def plot_pca(path, panels: dict, labels, rotation_k, log_scale, class_names, class_name):
-    """Rows: representations (``panels[name]`` from ``pca_panels``); columns: all test images
-    by class, then the ``class_name`` images by ``k·θ`` (cyclic colours) and by log scale."""
+def plot_pca(path, panels: dict, labels, rotation_k, log_scale, class_names, class_name, *,
+             method: str = "PCA"):
+    """Rows: representations (``panels[name]`` from ``pca_panels`` or ``tsne_panels``);
+    columns: all test images by class, then the ``class_name`` images by ``k·θ`` (cyclic
+    colours) and by log scale. The PCA titles give the variance the two components keep."""
+    def share(p, key):
+        return f" ({100 * p[key].sum():.0f}% var.)" if key in p else ""
+
     names = list(panels)
     fig = Figure(figsize=(11.5, 3.2 * len(names)))
     tab = colormaps["tab10"]
@@ -32,7 +37,7 @@ def plot_pca(path, panels: dict, labels, rotation_k, log_scale, class_names, cla
         for c, cname in enumerate(class_names):
             sel = labels == c
             ax.scatter(p["all"][sel, 0], p["all"][sel, 1], s=4, color=tab(c), label=cname)
-        ax.set_title(f"{name}: all classes ({100 * p['all_ratio'].sum():.0f}% var.)", fontsize=8)
+        ax.set_title(f"{name}: all classes{share(p, 'all_ratio')}", fontsize=8)
         if r == 0:
             ax.legend(fontsize=6, markerscale=2, loc="best")
         for j, (values, cmap, what) in enumerate(
@@ -40,15 +45,16 @@ def plot_pca(path, panels: dict, labels, rotation_k, log_scale, class_names, cla
                  (log_scale, "viridis", f"{class_name}s by log scale")]):
             ax = fig.add_subplot(len(names), 3, 3 * r + 2 + j)
             sc = ax.scatter(p["class"][:, 0], p["class"][:, 1], s=6, c=values, cmap=cmap)
-            ax.set_title(f"{name}: {what} ({100 * p['class_ratio'].sum():.0f}% var.)",
-                         fontsize=8)
+            ax.set_title(f"{name}: {what}{share(p, 'class_ratio')}", fontsize=8)
             fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
     for ax in fig.axes:
         if ax.get_label() != "<colorbar>":
             ax.set_xticks([])
             ax.set_yticks([])
     fig.subplots_adjust(top=0.95)
-    fig.suptitle("test images on the first two principal components of each representation",
+    fig.suptitle("test images on the first two principal components of each representation"
+                 if method == "PCA" else
+                 f"test images in a 2-D {method} map of each representation",
                  fontsize=10, y=0.98)
     save(fig, path)
 

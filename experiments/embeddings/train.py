@@ -179,6 +179,19 @@ def pca_panels(cfg, reps: dict, test: dict) -> dict:
     return out
 
 
+def tsne_panels(cfg, reps: dict, test: dict) -> dict:
+    """2-D t-SNE (perplexity ``cfg.tsne_perplexity``) of the same sets as :func:`pca_panels`."""
+    one = test["label"] == CLASS_NAMES.index(cfg.pca_class)
+    out = {}
+    for name in tqdm(cfg.pca_representations, desc="t-SNE", disable=not cfg.progress):
+        fte = reps[name][1]
+        out[name] = {"all": emb.tsne(fte, perplexity=cfg.tsne_perplexity, seed=cfg.seed),
+                     "class": emb.tsne(fte[one], perplexity=min(cfg.tsne_perplexity,
+                                                                (int(one.sum()) - 1) / 3),
+                                       seed=cfg.seed)}
+    return out
+
+
 # ----------------------------------------------------------------------------------- run
 def run(cfg, workdir: str) -> dict:
     """Train the classifier, analyse its embeddings; returns the results dict."""
@@ -205,9 +218,12 @@ def run(cfg, workdir: str) -> dict:
     panels = pca_panels(cfg, reps, test)
     cls = CLASS_NAMES.index(cfg.pca_class)
     one = test["label"] == cls
-    plots.plot_pca(os.path.join(workdir, "embeddings_pca.png"), panels, test["label"],
-                   test["rotation"][one] * SYMMETRY_ORDER[cls], np.log(test["scale"][one]),
-                   CLASS_NAMES, cfg.pca_class)
+    colours = (test["label"], test["rotation"][one] * SYMMETRY_ORDER[cls],
+               np.log(test["scale"][one]), CLASS_NAMES, cfg.pca_class)
+    plots.plot_pca(os.path.join(workdir, "embeddings_pca.png"), panels, *colours)
+    if cfg.tsne_perplexity:
+        plots.plot_pca(os.path.join(workdir, "embeddings_tsne.png"),
+                       tsne_panels(cfg, reps, test), *colours, method="t-SNE")
     plots.plot_depth(os.path.join(workdir, "embeddings_depth.png"), rows, list(networks),
                      cfg.stages, PIXELS, chance)
     seconds = time.perf_counter() - t0

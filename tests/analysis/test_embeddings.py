@@ -134,3 +134,24 @@ def test_pca_against_covariance_eigenvectors():
     np.testing.assert_allclose(res.projected.var(0, ddof=1), vals[:3], rtol=1e-8)
     with pytest.raises(ValueError, match="num_components"):
         emb.pca(x, 7)
+
+
+def test_tsne_keeps_clusters_apart_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0.0, 10.0, (3, 20))
+    labels = np.repeat(np.arange(3), 30)
+    x = centres[labels] + rng.normal(0.0, 1.0, (90, 20))
+    y = emb.tsne(x, perplexity=10, seed=1)
+    assert y.shape == (90, 2) and y.dtype == np.float64
+    # Every point's 5 nearest neighbours in the 2-D map share its cluster.
+    d = np.linalg.norm(y[:, None] - y[None], axis=-1) + np.eye(90) * 1e9
+    nearest = np.argsort(d, axis=1)[:, :5]
+    assert np.all(labels[nearest] == labels[:, None])
+    np.testing.assert_array_equal(emb.tsne(x, perplexity=10, seed=1), y)
+
+
+@pytest.mark.parametrize("kw", [dict(perplexity=0), dict(perplexity=90), dict(perplexity="5"),
+                                dict(num_components=4)])
+def test_tsne_bad_arguments(kw):
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        emb.tsne(np.zeros((90, 3)), **kw)

@@ -27,7 +27,7 @@ def test_runlocal_writes_table_figures_and_results(tmp_path):
         assert 0.0 <= r["rotation_median_error_deg"] <= 45.0  # at most half a quarter turn
         assert r["rotation_l2"] in cfg.ridge.l2s
     assert 0.0 <= results["test_top1"] <= 1.0
-    for name in ("embeddings_pca.png", "embeddings_depth.png"):
+    for name in ("embeddings_pca.png", "embeddings_tsne.png", "embeddings_depth.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG, name
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["rows"]["pixels"]["class_knn"] == rows["pixels"]["class_knn"]

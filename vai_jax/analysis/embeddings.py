@@ -1,5 +1,5 @@
 """What an embedding encodes: linear (ridge) decoding of continuous factors, nearest-neighbour
-label agreement and principal-component projections.
+label agreement, and 2-D projections (principal components, t-SNE).
 
 The questions follow the "manifold" view of deep features: if a network's representation
 organises images by their factors of variation (a rotation moves along one direction, a change
@@ -249,3 +249,27 @@ def pca(x, num_components: int = 2) -> PCAResult:
     total = var.sum()
     ratio = var[:num_components] / total if total > 0 else np.zeros(num_components)
     return PCAResult((x - mean) @ comps.T, comps, ratio, mean)
+
+
+def tsne(x, *, perplexity: float = 30.0, seed: int = 0, num_components: int = 2) -> np.ndarray:
+    """t-SNE embedding (van der Maaten & Hinton, 2008) of ``x [N, D]`` by scikit-learn's
+    ``TSNE`` (Barnes-Hut gradients, PCA initialisation), returned as
+    ``[N, num_components]`` float64. Distances in the result are only meaningful locally:
+    neighbourhoods are kept, the sizes of and gaps between clusters are not.
+
+    Args:
+      perplexity: the effective number of neighbours, ``0 < perplexity < N``.
+      seed: the optimiser's random state (the result is deterministic for a seed).
+      num_components: 2 or 3 (Barnes-Hut).
+    """
+    from sklearn.manifold import TSNE
+
+    x = _matrix(x, "x")
+    n = x.shape[0]
+    if isinstance(perplexity, bool) or not isinstance(perplexity, (int, float)) or not (
+            0 < perplexity < n):
+        raise ValueError(f"perplexity must be a number in (0, N = {n}); got {perplexity!r}")
+    if num_components not in (2, 3):
+        raise ValueError(f"num_components must be 2 or 3; got {num_components!r}")
+    return TSNE(num_components, perplexity=float(perplexity), init="pca",
+                random_state=int(seed)).fit_transform(x).astype(np.float64)

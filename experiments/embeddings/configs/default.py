@@ -36,6 +36,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.knn_k = 10
     c.pca_class = "square"        # the class whose images are coloured by rotation and scale
     c.pca_representations = ("pixels", "trained stage1", "trained stage3", "random stage3")
+    c.tsne_perplexity = 30.0      # t-SNE maps of the same sets (embeddings_tsne.png); 0: none
     c.eval_batch_size = 250
     c.log_every = 50
     c.progress = True
@@ -52,6 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.ridge.l2s = (1.0, 10.0)
         c.knn_k = 3
         c.pca_representations = ("pixels", "trained stage3")
+        c.tsne_perplexity = 5.0
         c.eval_batch_size = 64
         c.progress = False
     elif arg:
