@@ -36,7 +36,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.knn_k = 10
     c.pca_class = "square"        # the class whose images are coloured by rotation and scale
     c.pca_representations = ("pixels", "trained stage1", "trained stage3", "random stage3")
-    c.tsne_perplexity = 30.0      # t-SNE maps of the same sets (embeddings_tsne.png); 0: none
+    # t-SNE maps of the same sets (embeddings_tsne.png) at this perplexity, e.g. 30; 0: none
+    # (scikit-learn's t-SNE of the 3,072-dim pixels takes minutes on a 2-core CPU).
+    c.tsne_perplexity = 0.0
     c.eval_batch_size = 250
     c.log_every = 50
     c.progress = True
