@@ -47,6 +47,8 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
+from experiments.bench_cases import (FULL_CASE, OUTPUT, QUICK_CASE, SAMPLING, SCALE,
+                                     make_case, nms_case)
 from vai_jax.analysis.timing import machine_info
 from vai_jax.ops import nms as vnms
 from vai_jax.ops import roi_align, roi_align_batched, roi_pool
@@ -61,10 +63,6 @@ _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed rounds (the median is repor
 _FRCNN = flags.DEFINE_bool("frcnn", False, "Also time a torchvision Faster R-CNN training step.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny case, default formulations, one round.")
 
-# (batch, height, width, channels, boxes, NMS sizes) of the bench case and of --quick.
-FULL_CASE = dict(b=2, h=50, w=68, c=256, k=512, nms_sizes=(1000, 2000, 5000))
-QUICK_CASE = dict(b=2, h=10, w=12, c=8, k=16, nms_sizes=(100,))
-OUTPUT, SCALE, SAMPLING = (7, 7), 1 / 16, 2
 
 
 def interleaved_median_ms(cases, repeats):
@@ -168,25 +166,6 @@ def sparse_table_roi_pool(features, boxes, box_indices, output_size, spatial_sca
             for y in yy for x in xx]
     m = jnp.maximum(jnp.maximum(vals[0], vals[1]), jnp.maximum(vals[2], vals[3]))
     return jnp.where(empty[..., None], jnp.zeros((), features.dtype), m)
-
-
-def make_case(seed=0, b=2, h=50, w=68, c=256, k=512, stride=16):
-    rng = np.random.default_rng(seed)
-    feats = rng.standard_normal((b, h, w, c), dtype=np.float32)
-    img_h, img_w = h * stride, w * stride
-    xy = rng.uniform(0, 1, (k, 2)) * [img_w, img_h]
-    wh = np.exp(rng.uniform(np.log(16), np.log(600), (k, 2)))
-    boxes = np.concatenate([xy, np.minimum(xy + wh, [img_w, img_h])], 1).astype(np.float32)
-    idx = np.repeat(np.arange(b), k // b).astype(np.int32)
-    return feats, boxes, idx
-
-
-def nms_case(n, seed=0):
-    rng = np.random.default_rng(seed)
-    xy = rng.uniform(0, 800, (n, 2))
-    wh = np.exp(rng.uniform(np.log(8), np.log(300), (n, 2)))
-    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
-    return boxes, rng.random(n).astype(np.float32)
 
 
 def jax_cases(case, *, defaults_only=False):

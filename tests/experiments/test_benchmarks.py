@@ -9,12 +9,14 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _run(name, workdir, *args):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
+def _run(name, workdir, *args, quick=True):
+    # One CPU device (no simulated devices), XLA's fast-compiling CPU options (conftest.py).
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_optimization_level=0 "
+               "--xla_llvm_disable_expensive_passes=true")
     done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "experiments", f"{name}.py"), "--quick",
-         f"--workdir={workdir}", *args], env=env, capture_output=True, text=True, timeout=600)
+        [sys.executable, os.path.join(ROOT, "experiments", f"{name}.py"),
+         *(["--quick"] if quick else []), f"--workdir={workdir}", *args], env=env,
+        capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     with open(os.path.join(workdir, f"{name}.json")) as f:
         return done.stdout, json.load(f)
@@ -36,10 +38,44 @@ def test_bench_data_transforms(tmp_path):
 
 
 def test_bench_train(tmp_path):
-    out, saved = _run("bench_train", tmp_path, "--model=squeezenet1_1", "--image_size=64")
-    assert "| squeezenet1_1 | 64 | 8 | float32 |" in out
-    row = saved["results"][0]
-    assert row["wall_s_per_step"] > 0 and saved["num_steps"] == 1
+    """Side by side: the vai_jax worker and, with torch, the PyTorch twins (NCHW and
+    channels-last) of a CIFAR ResNet, one alternated round of training steps."""
+    out, saved = _run("bench_train", tmp_path, "--models=resnet20_cifar")
+    assert "| model | batch x size | side | median s |" in out
+    rows = {r["side"]: r for r in saved["results"]}
+    assert rows["vai_jax"]["median_s"] > 0 and rows["vai_jax"]["batch_size"] == 2
+    record = saved["records"][0]
+    assert record["mode"] == "train" and len(record["load_average_before"]) == 3
+    if importlib.util.find_spec("torchvision") is not None:
+        assert set(rows) == {"vai_jax", "torch", "torch channels_last"}
+        assert min(r["vs_torch"] for r in rows.values() if r["side"] != "vai_jax") == 1.0
+    else:
+        assert set(rows) == {"vai_jax"} and rows["vai_jax"]["vs_torch"] is None
+
+
+def test_bench_gpu_smoke(tmp_path):
+    """Every section of the GPU benchmark at tiny sizes; without --smoke on a CPU it only says
+    that there is no GPU."""
+    out, saved = _run("bench_gpu", tmp_path, "--smoke", quick=False)
+    assert saved["smoke"] and not saved["skipped"] and not saved["errors"]
+    sections = {r["section"] for r in saved["rows"]}
+    assert sections == {"resnet50_train", "resnet50_inference", "roi_ops", "nms", "soft_argmax",
+                        "faster_rcnn_train"}
+    cases = [r["case"] for r in saved["rows"]]
+    assert "roi_align fwd+bwd, plan cpu (default)" in cases
+    assert "roi_pool fwd, plan accelerator" in cases
+    assert all(r["value"] > 0 for r in saved["rows"])
+    from experiments.bench_gpu import peak_tflops
+
+    assert peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert peak_tflops("NVIDIA H100 PCIe") == 756.0 and peak_tflops("NVIDIA H200") == 989.0
+    assert peak_tflops("NVIDIA A100-SXM4-40GB") == 312.0 and peak_tflops("cpu") is None
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "bench_gpu.py"),
+                           f"--workdir={tmp_path / 'none'}"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "bench_gpu: no GPU here" in done.stdout
+    assert not (tmp_path / "none").exists()
 
 
 def test_bench_ops(tmp_path):
