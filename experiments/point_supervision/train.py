@@ -200,6 +200,4 @@ def run(cfg, workdir: str) -> dict:
     return out
 
 
-def summary_line(out: dict, workdir: str) -> str:
-    return (f"done in {out['wall_seconds']:.0f} s wall, {out['process_cpu_seconds']:.0f} s "
-            f"process CPU (load average {out['load_average'][0]:.1f}); results in {workdir}")
+summary_line = segmentation.summary_line  # the same results fields (wall, CPU, load)
