@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from vai_jax._validation import check_array, check_int
 from vai_jax.nn.norm import batch_norm
+from vai_jax.ops.conv import conv_general_dilated
 
 
 def _pair(v) -> tuple[int, int]:
@@ -78,7 +79,8 @@ class ConvBNAct(nn.Module):
         x = nn.Conv(self.features, _pair(self.kernel_size), strides=_pair(self.strides),
                     padding=padding, kernel_dilation=_pair(self.dilation),
                     feature_group_count=self.groups, use_bias=use_bias, dtype=self.dtype,
-                    param_dtype=self.param_dtype, kernel_init=self.kernel_init, name="conv")(x)
+                    param_dtype=self.param_dtype, kernel_init=self.kernel_init,
+                    conv_general_dilated=conv_general_dilated, name="conv")(x)
         if self.norm:
             x = batch_norm(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
                            axis_name=self.bn_axis_name, scale_init=self.bn_scale_init,

@@ -9,6 +9,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vai_jax.ops.conv import conv_general_dilated
+
 
 def nearest_resize(x: jax.Array, size: Sequence[int]) -> jax.Array:
     """Nearest-neighbour resize of ``[B, h, w, C]`` to ``[B, H, W, C]`` with source index
@@ -56,7 +58,8 @@ class FPN(nn.Module):
                              f"of {names!r}; available: {sorted(inputs)}")
         maps = [inputs[n] for n in names]
         conv = lambda k, name: nn.Conv(self.features, (k, k), padding=k // 2, dtype=self.dtype,
-                                       param_dtype=self.param_dtype, name=name)
+                                       param_dtype=self.param_dtype,
+                                       conv_general_dilated=conv_general_dilated, name=name)
         laterals = [conv(1, f"inner{i}")(m) for i, m in enumerate(maps)]
         outs = [None] * len(maps)
         top = laterals[-1]

@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vai_jax.nn.conv import ConvBNAct, same_padding
+from vai_jax.ops.conv import conv_general_dilated
 
 
 class SpatiallySeparableConv(nn.Module):
@@ -129,4 +130,4 @@ class GroupedConv(nn.Module):
         return nn.Conv(self.features, ks, strides=st, padding=padding, kernel_dilation=dil,
                        feature_group_count=self.groups, use_bias=self.use_bias, dtype=self.dtype,
                        param_dtype=self.param_dtype, kernel_init=self.kernel_init,
-                       name="conv")(x)
+                       conv_general_dilated=conv_general_dilated, name="conv")(x)
