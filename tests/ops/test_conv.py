@@ -33,13 +33,29 @@ def _check_against_lax(x, w, kw, want):
 
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 3)])
 @pytest.mark.parametrize("padding", ["SAME", "VALID", ((0, 0), (0, 0))])
-def test_one_by_one_is_a_matrix_product(strides, padding):
-    x, w = _inputs(0)
+@pytest.mark.parametrize("channels", [(3, 4), (5, 2)])
+def test_one_by_one_is_a_matrix_product(strides, padding, channels):
+    """Expanding and reducing (custom filter gradient) 1x1 convolutions."""
+    x, w = _inputs(0, (2, 5, 7, channels[0]), (1, 1) + channels)
     kw = dict(window_strides=strides, padding=padding, dimension_numbers=NHWC)
     assert rewrite_of(x.shape, w.shape, rewrite="always", **kw) == "matmul"
     want = np.einsum("bhwi,io->bhwo", x.astype(np.float64)[:, ::strides[0], ::strides[1]],
                      w[0, 0].astype(np.float64))
     _check_against_lax(x, w, kw, want)
+
+
+def test_rewrites_keep_forward_mode():
+    """jax.jvp through both rewrites equals lax's (no custom derivative rule)."""
+    for ci, co, groups, kernel in ((5, 2, 1, (1, 1)), (4, 4, 4, (3, 3))):
+        x, w = _inputs(7, (1, 5, 5, ci), kernel + (ci // groups, co))
+        kw = dict(window_strides=(1, 1), padding="SAME", dimension_numbers=NHWC,
+                  feature_group_count=groups)
+        tangents = (jnp.ones_like(jnp.asarray(x)), jnp.ones_like(jnp.asarray(w)))
+        _, got = jax.jvp(lambda x, w: conv_general_dilated(x, w, rewrite="always", **kw),
+                         (jnp.asarray(x), jnp.asarray(w)), tangents)
+        _, want = jax.jvp(lambda x, w: lax.conv_general_dilated(x, w, **kw),
+                          (jnp.asarray(x), jnp.asarray(w)), tangents)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
 
 
 def _depthwise_ref(x, w, strides, pads, dilation):
