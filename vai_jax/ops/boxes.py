@@ -89,6 +89,8 @@ def box_iou(boxes1: jax.Array, boxes2: jax.Array) -> jax.Array:
       ``[N, M]`` IoU in ``[0, 1]`` with the dtype of the inputs. Computed as
       ``inter / (area1 + area2 - inter)`` exactly as ``torchvision.ops.box_iou``, except that a
       pair whose union is not positive (two empty boxes) gives 0 where torchvision gives NaN.
+      XLA flushes subnormal float results to zero, so a box whose area is below the dtype's
+      smallest normal number (``jnp.finfo(dtype).tiny``) counts as empty.
 
     Raises:
       ValueError: wrong shapes; for concrete inputs also NaN/inf coordinates or inverted boxes
