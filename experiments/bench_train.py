@@ -45,8 +45,6 @@ VARIANTS = {
     "lax_conv": ("", "lax"),
     "rewrite_all": ("", "rewrite_all"),
     "onednn": ("--xla_cpu_use_onednn=true", "library"),
-    "onednn_fusion": ("--xla_cpu_use_onednn=true "
-                      "--xla_cpu_experimental_onednn_fusion_type=dot,eltwise,reduce", "library"),
     "no_xnnpack": ("--xla_cpu_use_xnnpack=false", "library"),
     "xnn_fusion": ("--xla_cpu_experimental_xnn_fusion_type=dot,eltwise,reduce", "library"),
     "xnn_graph": ("--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY",
