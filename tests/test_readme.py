@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tests.subprocess_env import subprocess_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -29,11 +31,8 @@ def test_readme_has_python_examples():
 @pytest.mark.parametrize("index", range(len(_python_blocks())))
 def test_readme_python_block_runs(index, tmp_path):
     code = _python_blocks()[index]
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
     # One device, as a reader has; the test run's compile-time flags kept (tests/conftest.py).
-    env["XLA_FLAGS"] = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
-                                if "device_count" not in f)
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=subprocess_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"README block {index} failed:\n{code}\n{done.stderr[-3000:]}"
 

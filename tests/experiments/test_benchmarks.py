@@ -6,13 +6,13 @@ import os
 import subprocess
 import sys
 
+from tests.subprocess_env import subprocess_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _run(name, workdir, *args, quick=True):
-    # One CPU device (no simulated devices), XLA's fast-compiling CPU options (conftest.py).
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_optimization_level=0 "
-               "--xla_llvm_disable_expensive_passes=true")
+    env = subprocess_env()  # one CPU device, XLA's fast-compiling CPU options (conftest.py)
     done = subprocess.run(
         [sys.executable, os.path.join(ROOT, "experiments", f"{name}.py"),
          *(["--quick"] if quick else []), f"--workdir={workdir}", *args], env=env,
@@ -70,9 +70,8 @@ def test_bench_gpu_smoke(tmp_path):
     assert peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
     assert peak_tflops("NVIDIA H100 PCIe") == 756.0 and peak_tflops("NVIDIA H200") == 989.0
     assert peak_tflops("NVIDIA A100-SXM4-40GB") == 312.0 and peak_tflops("cpu") is None
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
     done = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "bench_gpu.py"),
-                           f"--workdir={tmp_path / 'none'}"], env=env, capture_output=True,
+                           f"--workdir={tmp_path / 'none'}"], env=subprocess_env(), capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and "bench_gpu: no GPU here" in done.stdout
     assert not (tmp_path / "none").exists()

@@ -19,6 +19,7 @@ from experiments.classifier.configs import cifar10 as classifier_cifar10
 from experiments.classifier.configs import default as classifier_shapes
 from vai_jax.train.checkpoint import restore_params
 from vai_jax.train.metrics_writer import read_metrics
+from tests.subprocess_env import subprocess_env
 
 
 def test_runlocal_shapes_writes_all_outputs(tmp_path):
@@ -70,8 +71,7 @@ def _command(workdir):
 
 
 def _env():
-    return dict(os.environ, JAX_PLATFORMS="cpu",
-                XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    return subprocess_env(devices=2)
 
 
 def test_kill9_resume_is_bit_identical(tmp_path):

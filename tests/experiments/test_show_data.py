@@ -7,6 +7,7 @@ import pytest
 
 from experiments.show_data import run as show_data
 from experiments.show_data.configs import default
+from tests.subprocess_env import subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -31,7 +32,7 @@ def test_main_flags(tmp_path):
         [sys.executable, os.path.join(ROOT, "experiments", "show_data", "main.py"),
          f"--workdir={tmp_path}", "--config.data.task=keypoints", "--config.data.num_examples=2",
          "--config.data.image_size=32"],
-        env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True, timeout=120)
+        env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "wrote" in done.stdout and "2 keypoints images of 32x32" in done.stdout
     assert (tmp_path / "shapes_grid.png").read_bytes()[:8] == PNG

@@ -14,6 +14,7 @@ from vai_jax.train import distributed
 from vai_jax.train.optim import make_optimizer
 from vai_jax.train.state import TrainState, init_variables
 from vai_jax.train.step import make_train_step
+from tests.subprocess_env import subprocess_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -22,9 +23,8 @@ def test_two_processes_match_single_process(tmp_path):
     port = portpicker.pick_unused_port()
     procs, outs = [], []
     for pid in range(2):
-        env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
-                   JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid), JAX_PLATFORMS="cpu",
-                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
+        env = subprocess_env(devices=2, JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
+                             JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid))
         outs.append(str(tmp_path / f"proc{pid}.npz"))
         procs.append(subprocess.Popen([sys.executable, os.path.join(HERE,
                                                                     "train_distributed_worker.py"),

@@ -78,9 +78,10 @@ def _command(workdir, *extra):
 
 
 def _env(**extra):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("XLA_FLAGS", "VAI_JAX_CHECKPOINT_WRITE_DELAY_S")}
-    return dict(env, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **extra)
+    from tests.subprocess_env import subprocess_env  # not needed when this file runs as a script
+
+    return subprocess_env(drop=("VAI_JAX_CHECKPOINT_WRITE_DELAY_S",), TF_CPP_MIN_LOG_LEVEL="3",
+                          **extra)
 
 
 def _entries(directory):
