@@ -57,7 +57,7 @@ def test_soft_argmax_peak_at_cell_centre():
 @pytest.mark.parametrize("beta", [0.5, 2.0])
 def test_soft_argmax_jacobian_closed_form(beta):
     hm = jax.random.normal(jax.random.key(2), (4, 5, 2))
-    jac = jax.jacobian(lambda h: kpo.soft_argmax(h, beta=beta))(hm)  # [K, 2, H, W, K']
+    jac = jax.jit(jax.jacobian(lambda h: kpo.soft_argmax(h, beta=beta)))(hm)  # [K, 2, H, W, K']
     p = np.asarray(kpo.spatial_softmax(hm, beta=beta), np.float64)
     coords = np.asarray(kpo.soft_argmax(hm, beta=beta), np.float64)
     expected = np.zeros((2, 2, 4, 5, 2))
@@ -72,9 +72,10 @@ def test_soft_argmax_jacobian_closed_form(beta):
 
 def test_soft_argmax_check_grads():
     hm = jax.random.normal(jax.random.key(3), (1, 3, 4, 2))
-    check_grads(lambda h: kpo.soft_argmax(h, beta=1.5), (hm,), order=2, modes=("fwd", "rev"),
-                atol=2e-2, rtol=2e-2, eps=1e-2)
-    check_grads(lambda b: kpo.soft_argmax(hm, beta=b), (1.5,), order=1, modes=("rev",),
+    # Under jit: each derivative is one compiled program, not one per operation.
+    check_grads(jax.jit(lambda h: kpo.soft_argmax(h, beta=1.5)), (hm,), order=2,
+                modes=("fwd", "rev"), atol=2e-2, rtol=2e-2, eps=1e-2)
+    check_grads(jax.jit(lambda b: kpo.soft_argmax(hm, beta=b)), (1.5,), order=1, modes=("rev",),
                 atol=2e-2, rtol=2e-2, eps=1e-2)
 
 
@@ -82,7 +83,7 @@ def test_soft_argmax_extreme_logits_and_bfloat16():
     hm = jnp.full((3, 4, 1), -1e4).at[1, 2, 0].set(1e4)
     out = kpo.soft_argmax(hm)
     np.testing.assert_allclose(np.asarray(out)[0], [2.5, 1.5])
-    grad = jax.grad(lambda h: kpo.soft_argmax(h).sum())(hm)
+    grad = jax.jit(jax.grad(lambda h: kpo.soft_argmax(h).sum()))(hm)
     assert np.all(np.isfinite(np.asarray(grad)))
     hb = jax.random.normal(jax.random.key(4), (2, 5, 6, 3)).astype(jnp.bfloat16) * 100
     outb = kpo.soft_argmax(hb)
@@ -90,7 +91,7 @@ def test_soft_argmax_extreme_logits_and_bfloat16():
     assert np.all(np.isfinite(np.asarray(outb)))
     np.testing.assert_allclose(np.asarray(outb), np.stack(
         [_ref_soft_argmax(np.asarray(hb[b], np.float32), 1.0) for b in range(2)]), atol=1e-4)
-    gb = jax.grad(lambda h: kpo.soft_argmax(h).sum())(hb)
+    gb = jax.jit(jax.grad(lambda h: kpo.soft_argmax(h).sum()))(hb)
     assert np.all(np.isfinite(np.asarray(gb, np.float32)))
 
 
@@ -113,7 +114,7 @@ def test_soft_argmax_huge_beta_is_the_argmax(beta):
     out = np.asarray(kpo.soft_argmax(hm, beta=beta))
     want = np.asarray(kpo.heatmap_argmax(hm, refine=None)[0])
     np.testing.assert_array_equal(out, want)
-    grad = jax.grad(lambda h: kpo.soft_argmax(h, beta=beta).sum())(hm)
+    grad = jax.jit(jax.grad(lambda h: kpo.soft_argmax(h, beta=beta).sum()))(hm)
     assert np.all(np.isfinite(np.asarray(grad)))
     # Under jit beta is not checked: inf (or an overflowed float32) gives the arg-max too.
     traced = jax.jit(lambda h, b: kpo.soft_argmax(h, beta=b))(hm, jnp.float32(jnp.inf))

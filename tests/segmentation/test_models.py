@@ -107,13 +107,17 @@ def test_deeplab_shapes_and_image_pooling_context():
     # The image-pooling branch lets a far-away pixel change every output position.
     aspp = ASPP(4, rates=(1,), dropout_rate=0.0)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 9, 3))
-    v = aspp.init(jax.random.PRNGKey(1), x, train=False)
     x2 = x.at[:, 8, 8].add(5.0)
-    d = jnp.abs(aspp.apply(v, x2, train=False) - aspp.apply(v, x, train=False))[:, 0, 0]
+
+    def change(module):  # |f(x2) - f(x)| at pixel (0, 0), one compiled program
+        v = _init(module, x)
+        return jax.jit(lambda v: jnp.abs(module.apply(v, x2, train=False)
+                                         - module.apply(v, x, train=False))[:, 0, 0])(v)
+
+    d = change(aspp)
     assert float(d.max()) > 0
     local = ASPP(4, rates=(1,), image_pooling=False, dropout_rate=0.0)
-    vl = local.init(jax.random.PRNGKey(1), x, train=False)
-    d_local = jnp.abs(local.apply(vl, x2, train=False) - local.apply(vl, x, train=False))[:, 0, 0]
+    d_local = change(local)
     np.testing.assert_array_equal(d_local, 0.0)  # without it: 3x3 receptive field only
 
 
@@ -124,8 +128,8 @@ def test_segmenter_upsamples_the_head_logits_bilinearly():
     x = jax.random.normal(jax.random.PRNGKey(0), (1, 40, 48, 3))
     net = Segmenter(_resnet(output_stride=8), DeepLabHead(K, features=8, rates=(1, 2)))
     v = _init(net, x)
-    out, state = net.apply(v, x, train=False, capture_intermediates=True,
-                           mutable=["intermediates"])
+    out, state = jax.jit(lambda v, x: net.apply(v, x, train=False, capture_intermediates=True,
+                                                mutable=["intermediates"]))(v, x)
     logits = state["intermediates"]["head"]["__call__"][0]["out"]
     assert logits.shape == (1, 5, 6, K)
     ref = jax.image.resize(logits, (1, 40, 48, K), "bilinear")
@@ -140,8 +144,9 @@ def test_aux_head_and_builders():
     backbone = dict(name="resnet18", **TINY)
     net = deeplabv3(backbone, K, output_stride=16, aux=True, features=8, rates=(1, 2))
     assert net.backbone.feature_info[-1].stride == 16 and net.backbone.num_classes == 0
-    v = _init(net, x)
-    out = net.apply(v, x, train=False)
+    # Shapes only: traced (jax.eval_shape), not compiled.
+    v = jax.eval_shape(lambda: _init(net, x))
+    out = jax.eval_shape(lambda v: net.apply(v, x, train=False), v)
     assert {k: o.shape for k, o in out.items()} == {"out": (2, 33, 40, K), "aux": (2, 33, 40, K)}
     aux = v["params"]["aux_head"]  # torchvision's FCNHead: 3x3 to C // 4, BN, 1x1 classifier
     assert aux["conv"]["conv"]["kernel"].shape == (3, 3, 8, 2)
@@ -213,26 +218,31 @@ def test_espnet_shapes_and_hff_is_parameter_free():
 
 
 def _decoder_io(net, v, x, layer):
-    """(input, output) of the decoder's transposed conv ``layer`` in one forward pass."""
-    captured = {}
+    """(input, output) of the decoder's transposed conv ``layer`` in one compiled forward
+    pass (the interceptor's values are outputs of the traced function)."""
 
-    def grab(f, args, kwargs, ctx):
-        out = f(*args, **kwargs)
-        if ctx.module.name == layer and ctx.method_name == "__call__":
-            captured["in"], captured["out"] = args[0], out
-        return out
+    def forward(v, x):
+        captured = {}
 
-    y = nn.intercept_methods(grab)
-    with y:
-        net.apply(v, x, train=False)  # eager: the interceptor keeps concrete arrays
-    return np.asarray(captured["in"], np.float64), np.asarray(captured["out"], np.float64)
+        def grab(f, args, kwargs, ctx):
+            out = f(*args, **kwargs)
+            if ctx.module.name == layer and ctx.method_name == "__call__":
+                captured["in"], captured["out"] = args[0], out
+            return out
+
+        with nn.intercept_methods(grab):
+            net.apply(v, x, train=False)
+        return captured["in"], captured["out"]
+
+    inp, out = jax.jit(forward)(v, x)
+    return np.asarray(inp, np.float64), np.asarray(out, np.float64)
 
 
 def test_espnet_decoder_kernel4_starts_as_bilinear_and_is_learnable():
     x = jax.random.normal(jax.random.PRNGKey(0), (1, 24, 20, 3))
     net = ESPNet(K, widths=(5, 10, 20), alpha=1, beta=1, decoder_kernel=4)
     v = _init(net, x)
-    assert _apply(net, v, x).shape == (1, 24, 20, K)
+    assert _shape(net, x.shape) == (1, 24, 20, K)
     # Same parameter names as the kernel-2 decoder, kernels [4, 4, K, K] instead of [2, 2, K, K].
     ref_shapes = jax.tree.map(jnp.shape, jax.eval_shape(
         lambda: _init(net.clone(decoder_kernel=2), x)))
