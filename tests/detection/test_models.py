@@ -93,7 +93,7 @@ def test_loss_ignores_padded_objects(trained, batch):
 def test_mask_branch_runs_on_the_foreground_slots_only(trained, batch):
     model, state, _ = trained
     x = detection_preprocess({k: jnp.asarray(v) for k, v in batch.items()}, jax.random.PRNGKey(2), train=True)
-    out = model.apply(jax.device_get(state.variables()), x, train=True)
+    out = jax.jit(lambda v, x: model.apply(v, x, train=True))(jax.device_get(state.variables()), x)
     f = int(16 * 0.25)  # _stage(): num_samples 16, positive_fraction 0.25
     assert out["mask_logits"].shape[:2] == (B, f) and out["mask_targets"].shape[:2] == (B, f)
     labels = np.asarray(out["roi_labels"])
@@ -175,10 +175,17 @@ def test_rcnn_descriptor_is_the_block_pooled_map_and_checks_the_grid(batch):
     rois = jnp.broadcast_to(props, (2,) + props.shape)
     rcnn = RCNN(backbone=TinyBackbone(), in_features="stage2", num_classes=6, crop_size=16, descriptor_grid=2)
     x = {"image": images, "proposals": rois, "proposal_valid": jnp.ones(rois.shape[:2], bool)}
-    variables = rcnn.init(jax.random.PRNGKey(0), x, train=False)
-    got = np.asarray(rcnn.apply(variables, images, rois, train=False, method=RCNN.region_features))
-    crops = roi_align_batched(images, rois, 16, sampling_ratio=2, aligned=True).reshape((-1, 16, 16, 3))
-    _, feats = TinyBackbone().apply({"params": variables["params"]["cnn"]}, crops, train=False)
+    variables = jax.jit(lambda x: rcnn.init(jax.random.PRNGKey(0), x, train=False))(x)
+    got = np.asarray(jax.jit(lambda v: rcnn.apply(v, images, rois, train=False,
+                                                  method=RCNN.region_features))(variables))
+
+    @jax.jit
+    def reference_features(params):  # crop, then run the backbone on each crop
+        crops = roi_align_batched(images, rois, 16, sampling_ratio=2, aligned=True)
+        return TinyBackbone().apply({"params": params}, crops.reshape((-1, 16, 16, 3)),
+                                    train=False)[1]
+
+    feats = reference_features(variables["params"]["cnn"])
     f = np.asarray(feats["stage2"], np.float64)  # [B*R, 4, 4, 8]
     want = np.stack([f[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean((1, 2)) for i in range(2) for j in range(2)], 1)
     np.testing.assert_allclose(got, want.reshape(2, len(props), 2 * 2 * 8), rtol=1e-5, atol=1e-6)
