@@ -16,6 +16,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_runlocal_writes_tables_figures_and_metrics(tmp_path):
     cfg = crf_default.get_config("runlocal")
     cfg.progress = False
+    # Colour sigmas of 80 and 160 intensity units: the bilateral grid of the "post_grid" row
+    # has (255 / sigma)^3 colour cells, and at the config's 20 one batch takes ~10 s on a CPU.
+    cfg.search.start.colour_sigma = 80.0
+    cfg.search.colour_sigma = (80.0, 160.0)
     out = crf_train.run(cfg, str(tmp_path))
     rows = out["rows"]
     assert [r["variant"] for r in rows] == ["network", "post", "post_grid", "rnn", "rnn_unary"]
