@@ -18,7 +18,8 @@ takes 1.8 s instead of 7.1 s at level 1 without LLVM's expensive passes, DenseNe
 with the fusion emitters on changes the float rounding of vectorised reductions enough to move 2
 of the 20 boxes of the torchvision Faster R-CNN parity test beyond its tolerance; with the
 elemental emitter every parity test passes. ``VAI_JAX_TEST_XLA_FLAGS=default`` keeps XLA's
-defaults. Processes that tests launch get the same options (``tests/subprocess_env.py``).
+defaults. Processes that tests launch get the same options (``tests/subprocess_env.py``); the
+few programs that run longer than they compile take other options (``tests/xla_options.py``).
 """
 import os
 import shutil
@@ -31,7 +32,7 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ[_CACHE_OWNER] = str(os.getpid())
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 if os.environ.get("VAI_JAX_TEST_XLA_FLAGS") != "default":
-    _fast = ["--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"]
+    from tests.xla_options import FAST_COMPILE_FLAGS as _fast
     _flags = os.environ.get("XLA_FLAGS", "").split()
     os.environ["XLA_FLAGS"] = " ".join(_flags + [f for f in _fast if f not in _flags])
 
