@@ -62,9 +62,11 @@ def test_batched_equals_flat():
     boxes = _boxes(6).reshape(1, -1, 4)
     boxes = np.concatenate([boxes, boxes[:, ::-1] + 0.25], 0)  # [B=2, R, 4]
     idx = np.repeat(np.arange(2), boxes.shape[1])
-    for sampling, ms in ((2, None), (-1, None), (0, 12)):
-        got = roi_align_batched(f, boxes, (2, 2), spatial_scale=0.5, sampling_ratio=sampling, max_sampling=ms)
-        flat = roi_align(f, boxes.reshape(-1, 4), idx, (2, 2), spatial_scale=0.5, sampling_ratio=sampling, max_sampling=ms)
+    for sampling, ms in ((2, None), (-1, None), (0, 12)):  # compiled, the boxes as constants
+        got = jax.jit(lambda f: roi_align_batched(f, boxes, (2, 2), spatial_scale=0.5,
+                                                  sampling_ratio=sampling, max_sampling=ms))(f)
+        flat = jax.jit(lambda f: roi_align(f, boxes.reshape(-1, 4), idx, (2, 2), spatial_scale=0.5,
+                                           sampling_ratio=sampling, max_sampling=ms))(f)
         assert got.shape == (2, boxes.shape[1], 2, 2, C)
         np.testing.assert_allclose(np.asarray(got).reshape(flat.shape), np.asarray(flat), atol=1e-5)
 
@@ -105,18 +107,21 @@ def test_gather_backward_is_transposed_sampling_matrices(chunk):
     bj = jnp.asarray(boxes)
     iy, wy = _axis_samples(bj[:, 1], bj[:, 3], 2, H, sampling, aligned, 1.0, sampling)
     ix, wx = _axis_samples(bj[:, 0], bj[:, 2], 3, W, sampling, aligned, 1.0, sampling)
-    _, vjp = jax.vjp(lambda x, a, b: _apply_gather(x, iy, a, ix, b, jnp.asarray(idx), chunk), jnp.asarray(f), wy, wx)
-    gf, gwy, gwx = vjp(jnp.asarray(g))
+
+    def cotangents(gather, images):  # (features, wy, wx) cotangents of g, one compiled program
+        return jax.jit(lambda x, a, b, g: jax.vjp(
+            lambda x, a, b: gather(x, iy, a, ix, b, images), x, a, b)[1](g))(
+                jnp.asarray(f), wy, wx, jnp.asarray(g))
+
+    gf, gwy, gwx = cotangents(lambda *a: _apply_gather(*a, chunk), jnp.asarray(idx))
     np.testing.assert_allclose(np.asarray(gf).reshape(2, H * W, 2), want, atol=1e-5)
-    _, vjp_ad = jax.vjp(lambda x, a, b: _gather_sum(x, iy, a, ix, b, jnp.asarray(idx)), jnp.asarray(f), wy, wx)
-    _, gwy_ad, gwx_ad = vjp_ad(jnp.asarray(g))
+    _, gwy_ad, gwx_ad = cotangents(_gather_sum, jnp.asarray(idx))
     np.testing.assert_allclose(np.asarray(gwy), np.asarray(gwy_ad), atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(gwx), np.asarray(gwx_ad), atol=1e-5, rtol=1e-5)
     assert np.any(np.abs(np.asarray(gwy)) > 1e-2)
     # an image index outside [0, B) (possible only under jit) gets and gives no gradient
     bad = jnp.asarray(np.array([0, 7, 1, 0, -1], np.int32))
-    _, vjp_bad = jax.vjp(lambda x, a, b: _apply_gather(x, iy, a, ix, b, bad, chunk), jnp.asarray(f), wy, wx)
-    gf_bad, gwy_bad, _ = vjp_bad(jnp.asarray(g))
+    gf_bad, gwy_bad, _ = cotangents(lambda *a: _apply_gather(*a, chunk), bad)
     want_bad = np.zeros((2, H * W, 2))
     for k in (0, 2, 3):
         want_bad[[0, 1, 1, 0, 1][k]] += roi_align_sampling_matrix((H, W), boxes[k], out_size, 1.0, sampling, aligned).T @ g[k].reshape(-1, 2)
@@ -256,15 +261,14 @@ def test_roi_align_loop_plans(plan):
     g = np.random.default_rng(42).standard_normal((len(boxes), 2, 3, 2)).astype(np.float32)
     fn = lambda x: _roi_align_impl(x, jnp.asarray(boxes), jnp.asarray(idx), 2, 3, 1.0, 2, False,
                                    None, plan=plan)
-    got, vjp = jax.vjp(fn, jnp.asarray(f))
+    got, gf = jax.jit(lambda x, g: (fn(x), jax.vjp(fn, x)[1](g)[0]))(jnp.asarray(f), jnp.asarray(g))
     ref = roi_align_ref(f, boxes, idx, (2, 3), 1.0, 2, False)
     np.testing.assert_allclose(np.asarray(got), ref, atol=2e-5, rtol=1e-4)
     want = np.zeros((2, H * W, 2))
     for k in range(len(boxes)):
         m = roi_align_sampling_matrix((H, W), boxes[k], (2, 3), 1.0, 2, False)
         want[idx[k]] += m.T @ g[k].reshape(-1, 2)
-    np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]).reshape(2, H * W, 2), want,
-                               atol=1e-4)
+    np.testing.assert_allclose(np.asarray(gf).reshape(2, H * W, 2), want, atol=1e-4)
     assert loop_plan() == ("cpu" if jax.default_backend() == "cpu" else "accelerator")
     with pytest.raises(ValueError, match="plan must be one of"):
         loop_plan("gpu")
