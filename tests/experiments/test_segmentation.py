@@ -10,6 +10,7 @@ from experiments.segmentation import plots
 from experiments.segmentation import train as train_segmenter
 from experiments.segmentation.configs import default as segmenter_shapes
 from experiments.segmentation.configs import voc as segmenter_voc
+from tests.backbones.zoo_checks import random_variables
 
 
 def _tiny(cfg, models):
@@ -82,8 +83,6 @@ def test_high_frequency_fraction_is_analytic():
 
 
 def test_gridding_figure_with_trained_espnets(tmp_path):
-    import jax
-
     cfg = _tiny(segmenter_shapes.get_config("runlocal"), ("espnet", "espnet_nohff"))
     images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
     internals, v = {}, None
@@ -91,15 +90,14 @@ def test_gridding_figure_with_trained_espnets(tmp_path):
         model = train_segmenter.build_model(name, cfg, 7)
         assert model.decoder_kernel == cfg.espnet.decoder_kernel == 4
         if v is None:  # HFF has no parameters: one set of variables serves both
-            v = model.init(jax.random.PRNGKey(0), np.zeros((1, 16, 16, 3), np.float32),
-                           train=False)
+            v = random_variables(model, np.zeros((1, 16, 16, 3), np.float32))
         internals[name] = train_segmenter.espnet_internals(model, v, images, cfg)
     got = internals["espnet"]
     assert got["pred"].shape == got["confidence"].shape == (2, 16, 16)
     w2 = cfg.espnet.widths[1]  # the dilated branches' channels: (K - 1) * (w2 // K), K = 5
     assert got["activation"].shape == (2, 4, 4, 4 * (w2 // 5))
     assert np.all((got["confidence"] > 1 / 7 - 1e-6) & (got["confidence"] <= 1 + 1e-6))
-    erf = plots.effective_receptive_fields(9, width=5, inits=1)
+    erf = plots.effective_receptive_fields(9, width=5, depth=1, inits=1)
     hf = plots.plot_gridding(erf, internals, images, got["pred"], 7, 255,
                                        str(tmp_path / "g.png"))
     assert os.path.getsize(tmp_path / "g.png") > 0
