@@ -62,10 +62,15 @@ def test_cifar10_config_variants(variant):
         classifier_cifar10.get_config("nope")
 
 
+# 12 steps of 16 of the 72 records: 2.7 epochs, so the resumed run crosses an epoch boundary;
+# a checkpoint every step, so the kill after step 3's lands with steps still to run.
+NUM_STEPS = 12
+
+
 def _command(workdir):
     return [sys.executable, SCRIPT, f"--workdir={workdir}",
             "--config=" + os.path.join(ROOT, "experiments/classifier/configs/default.py:runlocal"),
-            "--config.num_steps=40", "--config.checkpoint_every=1", "--config.eval_every=0",
+            f"--config.num_steps={NUM_STEPS}", "--config.checkpoint_every=1", "--config.eval_every=0",
             "--config.keep_checkpoints=3", "--config.num_train_examples=72",
             "--config.batch_size=16", "--config.progress=False"]
 
@@ -95,16 +100,16 @@ def test_kill9_resume_is_bit_identical(tmp_path):
     victim.wait()
     assert not (broken / "results.json").exists()
     killed_at = max(int(d) for d in os.listdir(ckpt) if d.isdigit())
-    assert 3 <= killed_at < 40
+    assert 3 <= killed_at < NUM_STEPS
     resumed = subprocess.run(_command(broken), env=_env(), capture_output=True, text=True,
                              timeout=240)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
     assert "resumed from checkpoint step" in resumed.stdout + resumed.stderr
     out = ref.communicate(timeout=240)[0]
     assert ref.returncode == 0, out[-3000:]
-    a, b = restore_params(str(full / "checkpoints"), step=40), restore_params(
-        str(broken / "checkpoints"), step=40)
-    assert int(a["step"]) == int(b["step"]) == 40
+    a, b = restore_params(str(full / "checkpoints"), step=NUM_STEPS), restore_params(
+        str(broken / "checkpoints"), step=NUM_STEPS)
+    assert int(a["step"]) == int(b["step"]) == NUM_STEPS
     flat_a = jax.tree_util.tree_flatten_with_path(a)[0]
     flat_b = jax.tree.leaves(b)
     assert len(flat_a) == len(flat_b)
