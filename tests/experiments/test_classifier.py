@@ -70,9 +70,9 @@ NUM_STEPS = 12
 def _command(workdir):
     return [sys.executable, SCRIPT, f"--workdir={workdir}",
             "--config=" + os.path.join(ROOT, "experiments/classifier/configs/default.py:runlocal"),
-            f"--config.num_steps={NUM_STEPS}", "--config.checkpoint_every=1", "--config.eval_every=0",
-            "--config.keep_checkpoints=3", "--config.num_train_examples=72",
-            "--config.batch_size=16", "--config.progress=False"]
+            f"--config.num_steps={NUM_STEPS}", "--config.checkpoint_every=1",
+            "--config.eval_every=0", "--config.keep_checkpoints=3",
+            "--config.num_train_examples=72", "--config.batch_size=16", "--config.progress=False"]
 
 
 def _env():
