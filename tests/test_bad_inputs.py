@@ -61,7 +61,7 @@ def public_names() -> dict[str, object]:
     return out
 
 
-# ------------------------------------------------------------------------------ helpers
+# Inputs shared by the cases below.
 KEY = jax.random.PRNGKey(0)
 BOX = np.array([[0.0, 0.0, 4.0, 4.0]], np.float32)
 NAN_BOX = np.array([[0.0, np.nan, 4.0, 4.0]], np.float32)

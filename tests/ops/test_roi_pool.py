@@ -21,6 +21,16 @@ def test_roi_pool_matches_reference(scale):
         np.testing.assert_allclose(np.asarray(got), ref, atol=1e-6)
 
 
+def _argmax_cotangent(arg, idx, g):
+    """``[B, H*W, C]`` features cotangent: each output's ``g`` added at its argmax element
+    (``arg`` from :func:`roi_pool_ref`; -1 for an empty bin, which gets nothing)."""
+    want = np.zeros((B, H * W, C))
+    for k, p, q, c in np.ndindex(arg.shape):
+        if arg[k, p, q, c] >= 0:
+            want[idx[k], arg[k, p, q, c], c] += g[k, p, q, c]
+    return want
+
+
 def test_roi_pool_gradient_goes_to_argmax():
     f = _features(10)
     boxes = _boxes(11)[:9]
@@ -29,11 +39,18 @@ def test_roi_pool_gradient_goes_to_argmax():
     _, vjp = jax.vjp(lambda x: roi_pool(x, boxes, idx, (2, 3)), jnp.asarray(f))
     (got,) = vjp(jnp.asarray(g))
     _, arg = roi_pool_ref(f, boxes, idx, (2, 3))
-    want = np.zeros((B, H * W, C))
-    for k, p, q, c in np.ndindex(arg.shape):
-        if arg[k, p, q, c] >= 0:
-            want[idx[k], arg[k, p, q, c], c] += g[k, p, q, c]
-    np.testing.assert_allclose(np.asarray(got).reshape(B, H * W, C), want, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(got).reshape(B, H * W, C), _argmax_cotangent(arg, idx, g),
+                               atol=1e-5)
+
+
+def _check_values_and_argmax_gradient(fn, f, boxes, idx, g):
+    """``fn(f)`` (RoIPool of ``boxes`` to 2x3) equals the float64 reference, and its
+    cotangent ``g`` goes to the reference's argmax elements."""
+    got, vjp = jax.vjp(fn, jnp.asarray(f))
+    ref, arg = roi_pool_ref(f, boxes, idx, (2, 3))
+    np.testing.assert_array_equal(np.asarray(got), ref.astype(np.float32))
+    np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]).reshape(B, H * W, C),
+                               _argmax_cotangent(arg, idx, g), atol=1e-5)
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 64])
@@ -47,14 +64,7 @@ def test_roi_pool_scan_chunks_and_ties(chunk):
     idx = np.arange(len(boxes)) % B
     g = np.random.default_rng(35).standard_normal((len(boxes), 2, 3, C)).astype(np.float32)
     fn = lambda x: _roi_pool_impl(x, jnp.asarray(boxes), jnp.asarray(idx), 2, 3, 1.0, chunk)
-    got, vjp = jax.vjp(fn, jnp.asarray(f))
-    ref, arg = roi_pool_ref(f, boxes, idx, (2, 3))
-    np.testing.assert_array_equal(np.asarray(got), ref.astype(np.float32))
-    want = np.zeros((B, H * W, C))
-    for k, p, q, c in np.ndindex(arg.shape):
-        if arg[k, p, q, c] >= 0:
-            want[idx[k], arg[k, p, q, c], c] += g[k, p, q, c]
-    np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]).reshape(B, H * W, C), want, atol=1e-5)
+    _check_values_and_argmax_gradient(fn, f, boxes, idx, g)
     assert np.sum(f == 0) > 10
 
 
@@ -123,12 +133,4 @@ def test_roi_pool_loop_plans(plan):
     idx = np.arange(len(boxes)) % B
     g = np.random.default_rng(52).standard_normal((len(boxes), 2, 3, C)).astype(np.float32)
     fn = lambda x: _roi_pool_impl(x, jnp.asarray(boxes), jnp.asarray(idx), 2, 3, 1.0, plan=plan)
-    got, vjp = jax.vjp(fn, jnp.asarray(f))
-    ref, arg = roi_pool_ref(f, boxes, idx, (2, 3))
-    np.testing.assert_array_equal(np.asarray(got), ref.astype(np.float32))
-    want = np.zeros((B, H * W, C))
-    for k, p, q, c in np.ndindex(arg.shape):
-        if arg[k, p, q, c] >= 0:
-            want[idx[k], arg[k, p, q, c], c] += g[k, p, q, c]
-    np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]).reshape(B, H * W, C), want,
-                               atol=1e-5)
+    _check_values_and_argmax_gradient(fn, f, boxes, idx, g)
